@@ -1,0 +1,26 @@
+//! Data loading for the course's exercises.
+//!
+//! - [`mnist`]: MNIST and Fashion-MNIST IDX files, gzip or raw ([`idx`] reads the format).
+//! - [`cifar`]: CIFAR-10 binary batches, or the same as an image folder.
+//! - [`image_folder`]: Keras `flow_from_directory` folders, streamed in batches.
+//! - [`download`]: checksummed, atomic downloads into the data directory.
+//! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
+//! - [`synthetic`]: small generated data sets for tests.
+//!
+//! Every loader returns a [`DatasetError`] naming the file at fault; none panics on bad input.
+
+pub mod cifar;
+pub mod data_dir;
+pub mod download;
+pub mod error;
+pub mod idx;
+pub mod image_folder;
+pub mod labelled;
+pub mod mnist;
+pub mod synthetic;
+
+pub use data_dir::{DATA_DIR_ENV, DataDir};
+pub use error::{DatasetError, Result};
+pub use image_folder::{Batch, ColorMode, FolderOptions, ImageFolder, Interpolation};
+pub use labelled::{ImageShape, LabelledImages, Split};
+pub use mnist::MnistKind;
