@@ -1,1 +1,52 @@
+//! Helpers for the end-to-end tests: run the workspace's binaries as a user would.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The built binary `name` of package `package`, building it if needed.
+///
+/// Tests run from `target/<profile>/deps/`, so the binaries live one folder up. A plain
+/// `cargo test` builds only test targets, so a missing binary is built here with the same
+/// cargo, profile and target folder.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join(name);
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+/// Runs a binary with `args` and optional standard input; never reads the user's data
+/// folder unless the test sets one.
+pub fn run(bin: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &Path)]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_remove(dataset::DATA_DIR_ENV);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start binary");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait for binary")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

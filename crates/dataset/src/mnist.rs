@@ -91,9 +91,9 @@ pub fn load(kind: MnistKind, data: &DataDir) -> Result<Split> {
         Some(dir) => dir,
         None if data.allow_download() => {
             let dir = data.download_dir(kind.folder());
-            for i in 0..FILES.len() {
+            for (i, name) in FILES.iter().enumerate() {
                 fetch(&kind.remote(i), &dir).map_err(|e| DatasetError::NotFound {
-                    name: FILES[i].to_string(),
+                    name: name.to_string(),
                     searched: data.describe(kind.folder()),
                     reason: e.to_string(),
                 })?;

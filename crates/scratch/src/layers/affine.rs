@@ -1,0 +1,109 @@
+//! y = x·W + b.
+
+use ndarray::{Array2, Axis, linalg::general_mat_mul};
+
+use super::{Layer, Mode, ParamGrad};
+
+pub struct Affine {
+    /// (in, out)
+    pub w: Array2<f32>,
+    /// (1, out)
+    pub b: Array2<f32>,
+    pub dw: Array2<f32>,
+    pub db: Array2<f32>,
+    /// The last input, (batch, in).
+    x: Array2<f32>,
+}
+
+impl Affine {
+    pub fn new(w: Array2<f32>, b: Array2<f32>) -> Self {
+        assert_eq!(b.dim(), (1, w.ncols()), "bias must be (1, out)");
+        Self {
+            dw: Array2::zeros(w.raw_dim()),
+            db: Array2::zeros(b.raw_dim()),
+            w,
+            b,
+            x: Array2::zeros((0, 0)),
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.w.nrows()
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.w.ncols()
+    }
+}
+
+impl Layer for Affine {
+    fn forward(&mut self, x: &Array2<f32>, _mode: Mode) -> Array2<f32> {
+        // out starts as the broadcast bias; the GEMM adds x·W onto it.
+        let mut out = self
+            .b
+            .broadcast((x.nrows(), self.w.ncols()))
+            .expect("bias is (1, out)")
+            .to_owned();
+        general_mat_mul(1.0, x, &self.w, 1.0, &mut out);
+        if self.x.dim() == x.dim() {
+            self.x.assign(x);
+        } else {
+            self.x = x.clone();
+        }
+        out
+    }
+
+    fn backward(&mut self, dout: &Array2<f32>, need_dx: bool) -> Option<Array2<f32>> {
+        // dW = xᵀ·dout (in, out); db = Σ_batch dout; dx = dout·Wᵀ (batch, in).
+        general_mat_mul(1.0, &self.x.t(), dout, 0.0, &mut self.dw);
+        self.db.assign(&dout.sum_axis(Axis(0)).insert_axis(Axis(0)));
+        need_dx.then(|| dout.dot(&self.w.t()))
+    }
+
+    fn params(&mut self) -> Vec<ParamGrad<'_>> {
+        vec![
+            ParamGrad {
+                param: &mut self.w,
+                grad: &self.dw,
+            },
+            ParamGrad {
+                param: &mut self.b,
+                grad: &self.db,
+            },
+        ]
+    }
+
+    fn tensors(&self) -> Vec<(&'static str, &Array2<f32>)> {
+        vec![("W", &self.w), ("b", &self.b)]
+    }
+
+    fn tensors_mut(&mut self) -> Vec<(&'static str, &mut Array2<f32>)> {
+        vec![("W", &mut self.w), ("b", &mut self.b)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check_input_grad, check_param_grads};
+    use ndarray::array;
+
+    #[test]
+    fn forward_matches_the_worked_example() {
+        // Workshop 001: W·x + b with W = [[.1,.2],[.3,.4],[.5,.6]] (3×2), x = [1, .5].
+        let w = array![[0.1f32, 0.3, 0.5], [0.2, 0.4, 0.6]];
+        let mut layer = Affine::new(w, array![[0.1f32, 0.2, 0.3]]);
+        let y = layer.forward(&array![[1.0f32, 0.5]], Mode::Train);
+        for (a, b) in y.iter().zip([0.3f32, 0.7, 1.1]) {
+            assert!((a - b).abs() < 1e-6, "{y}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_numerical_differentiation() {
+        let mut layer = crate::init::affine(4, 3, crate::init::Init::Std(0.5), 1);
+        layer.b = array![[0.1f32, -0.2, 0.3]];
+        check_input_grad(&mut layer, (5, 4), 2);
+        check_param_grads(&mut layer, (5, 4), 3);
+    }
+}

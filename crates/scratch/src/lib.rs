@@ -1,0 +1,17 @@
+//! Neural networks from scratch, as in the course: perceptron gates, then a 3-layer MNIST
+//! network with forward, minibatch cross-entropy, backprop and SGD, built from small
+//! layers that each have a forward and a backward pass.
+
+pub mod data;
+pub mod gates;
+pub mod image_input;
+pub mod init;
+pub mod layers;
+pub mod network;
+pub mod optimizer;
+pub mod spec;
+pub mod train;
+pub mod weights_file;
+
+#[cfg(test)]
+mod gradcheck;

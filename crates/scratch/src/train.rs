@@ -1,0 +1,259 @@
+//! The training loop: shuffled minibatches, N/B iterations per epoch, SGD-style updates,
+//! and per-epoch loss and accuracy.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::data::Samples;
+use crate::network::Network;
+use crate::optimizer::Optimizer;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Epochs already done (for numbering and shuffling when resuming).
+    pub first_epoch: usize,
+    /// Draw a progress bar (it only appears on a terminal).
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochStats {
+    /// 1-based, counting epochs of earlier runs when resumed.
+    pub epoch: usize,
+    /// Mean training cross-entropy over the epoch's minibatches.
+    pub loss: f32,
+    pub train_accuracy: f32,
+    pub test_accuracy: f32,
+    pub seconds: f64,
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub epochs: Vec<EpochStats>,
+    /// Stopped early by the `stop` flag (Ctrl-C).
+    pub interrupted: bool,
+}
+
+/// Trains `net` for `options.epochs` epochs; checks `stop` after every iteration and
+/// returns early when it is set. `on_epoch` sees each epoch's numbers as they arrive.
+pub fn train(
+    net: &mut Network,
+    optimizer: &mut dyn Optimizer,
+    train: &Samples,
+    test: &Samples,
+    options: &TrainOptions,
+    stop: &AtomicBool,
+    mut on_epoch: impl FnMut(&EpochStats),
+) -> TrainOutcome {
+    let batch = options.batch_size.clamp(1, train.len().max(1));
+    let iterations = (train.len() / batch).max(1);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut x = Array2::zeros((batch, train.x.ncols()));
+    let mut labels = Vec::with_capacity(batch);
+    let mut epochs = Vec::new();
+    for e in 0..options.epochs {
+        let epoch = options.first_epoch + e + 1;
+        // One generator per epoch, from the seed and the epoch number: a resumed run draws
+        // the same minibatches as an uninterrupted one.
+        let mut rng = StdRng::seed_from_u64(
+            options
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(epoch as u64),
+        );
+        order.shuffle(&mut rng);
+        let bar = progress_bar(
+            options.progress,
+            iterations as u64,
+            epoch,
+            options.first_epoch + options.epochs,
+        );
+        let start = Instant::now();
+        let mut loss_sum = 0.0f64;
+        for it in 0..iterations {
+            train.gather(&order[it * batch..(it + 1) * batch], &mut x, &mut labels);
+            loss_sum += net.gradient(&x, &labels) as f64;
+            optimizer.step(net.params());
+            if it % 20 == 0 {
+                bar.set_message(format!("loss {:.4}", loss_sum / (it + 1) as f64));
+            }
+            bar.inc(1);
+            if stop.load(Ordering::Relaxed) {
+                bar.abandon();
+                return TrainOutcome {
+                    epochs,
+                    interrupted: true,
+                };
+            }
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let stats = EpochStats {
+            epoch,
+            loss: (loss_sum / iterations as f64) as f32,
+            train_accuracy: accuracy(net, train),
+            test_accuracy: accuracy(net, test),
+            seconds: train_seconds,
+        };
+        on_epoch(&stats);
+        epochs.push(stats);
+    }
+    TrainOutcome {
+        epochs,
+        interrupted: false,
+    }
+}
+
+fn progress_bar(enabled: bool, len: u64, epoch: usize, of: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{of}"));
+    bar
+}
+
+/// Fraction of `samples` classified correctly.
+pub fn accuracy(net: &mut Network, samples: &Samples) -> f32 {
+    let predicted = net.classify(&samples.x);
+    let correct = predicted
+        .iter()
+        .zip(&samples.labels)
+        .filter(|(p, t)| p == t)
+        .count();
+    correct as f32 / samples.len().max(1) as f32
+}
+
+/// `m[true][predicted]` counts.
+pub fn confusion_matrix(net: &mut Network, samples: &Samples) -> Vec<Vec<usize>> {
+    let k = net.arch.classes;
+    let mut m = vec![vec![0; k]; k];
+    for (&p, &t) in net.classify(&samples.x).iter().zip(&samples.labels) {
+        m[t as usize][p as usize] += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizer::Sgd;
+    use crate::spec::{Architecture, InputShape, LayerSpec};
+    use dataset::synthetic;
+
+    fn data(n: usize, seed: u64) -> Samples {
+        Samples::from_images(&synthetic::bars(
+            n,
+            dataset::ImageShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            10,
+            seed,
+        ))
+    }
+
+    fn run(seed: u64) -> (Vec<EpochStats>, Network) {
+        let arch = Architecture {
+            input: InputShape::MNIST,
+            classes: 10,
+            layers: vec![
+                LayerSpec::Affine {
+                    units: 32,
+                    init: None,
+                },
+                LayerSpec::Sigmoid,
+                LayerSpec::Affine {
+                    units: 10,
+                    init: None,
+                },
+            ],
+        };
+        let mut net = Network::new(&arch, seed).unwrap();
+        let options = TrainOptions {
+            epochs: 3,
+            batch_size: 20,
+            seed,
+            first_epoch: 0,
+            progress: false,
+        };
+        let out = train(
+            &mut net,
+            &mut Sgd { lr: 0.5 },
+            &data(600, 1),
+            &data(200, 2),
+            &options,
+            &AtomicBool::new(false),
+            |_| {},
+        );
+        (out.epochs, net)
+    }
+
+    #[test]
+    fn learns_the_generated_digits() {
+        let (epochs, _) = run(7);
+        let last = epochs.last().unwrap();
+        assert!(last.test_accuracy > 0.9, "{epochs:?}");
+        assert!(epochs[0].loss > last.loss, "{epochs:?}");
+    }
+
+    #[test]
+    fn same_seed_same_result() {
+        let (a, na) = run(11);
+        let (b, nb) = run(11);
+        let strip = |v: &[EpochStats]| {
+            v.iter()
+                .map(|e| (e.loss, e.test_accuracy))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&a), strip(&b));
+        assert_eq!(na.named_tensors()[0].1, nb.named_tensors()[0].1);
+    }
+
+    #[test]
+    fn stop_flag_ends_training_early() {
+        let arch = Architecture {
+            input: InputShape::MNIST,
+            classes: 10,
+            layers: vec![LayerSpec::Affine {
+                units: 10,
+                init: None,
+            }],
+        };
+        let mut net = Network::new(&arch, 1).unwrap();
+        let options = TrainOptions {
+            epochs: 5,
+            batch_size: 10,
+            seed: 1,
+            first_epoch: 0,
+            progress: false,
+        };
+        let out = train(
+            &mut net,
+            &mut Sgd { lr: 0.1 },
+            &data(100, 1),
+            &data(10, 2),
+            &options,
+            &AtomicBool::new(true),
+            |_| {},
+        );
+        assert!(out.interrupted);
+        assert!(out.epochs.is_empty());
+    }
+}

@@ -1,0 +1,188 @@
+//! Weights in safetensors format: one f32 tensor per parameter (W1, b1, W2, b2, ...) and
+//! the architecture as JSON in the metadata, so a file alone rebuilds its network.
+//! Loadable from Python with `safetensors.numpy.load_file`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::network::Network;
+use crate::spec::Architecture;
+
+const FORMAT: &str = "scratch-v1";
+
+/// What a weights file holds besides the network.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// Epochs trained so far (a resumed run continues from here).
+    pub epochs: usize,
+}
+
+/// Writes atomically: a temporary file in the same folder, renamed over the target, so an
+/// interrupted save never destroys the previous file.
+pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
+    let tensors = net.named_tensors();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let data: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name.clone(), data, t.shape().to_vec())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        (
+            "architecture".to_string(),
+            serde_json::to_string(&net.arch)?,
+        ),
+        ("epochs".to_string(), provenance.epochs.to_string()),
+    ]);
+    let serialized = safetensors::serialize(views, Some(metadata))?;
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot write", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, &serialized)
+        .with_context(|| format!("{}: write failed", path.display()))?;
+    tmp.as_file().sync_all().ok();
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot replace", path.display()))?;
+    Ok(())
+}
+
+/// Rebuilds the network a weights file describes and loads its tensors.
+pub fn load(path: &Path) -> Result<(Network, Provenance)> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read weights file", path.display()))?;
+    let bad =
+        |why: String| anyhow::anyhow!("{}: not a scratch weights file: {why}", path.display());
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad(format!("metadata \"format\" is not \"{FORMAT}\"")));
+    }
+    let arch: Architecture = serde_json::from_str(
+        meta.get("architecture")
+            .ok_or_else(|| bad("no architecture".into()))?,
+    )
+    .map_err(|e| bad(format!("architecture: {e}")))?;
+    let epochs = meta.get("epochs").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut net = Network::new(&arch, 0).map_err(|e| bad(format!("{e:#}")))?;
+    for (name, target) in net.named_tensors_mut() {
+        let view = tensors
+            .tensor(&name)
+            .map_err(|_| bad(format!("tensor {name} is missing")))?;
+        if view.dtype() != Dtype::F32 {
+            bail!(
+                "{}: tensor {name} is {:?}, expected F32",
+                path.display(),
+                view.dtype()
+            );
+        }
+        if view.shape() != target.shape() {
+            bail!(
+                "{}: tensor {name} has shape {:?}, the architecture needs {:?}",
+                path.display(),
+                view.shape(),
+                target.shape()
+            );
+        }
+        for (dst, src) in target.iter_mut().zip(view.data().chunks_exact(4)) {
+            *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+        }
+    }
+    Ok((net, Provenance { epochs }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{InputShape, LayerSpec};
+
+    fn arch() -> Architecture {
+        Architecture {
+            input: InputShape::MNIST,
+            classes: 10,
+            layers: vec![
+                LayerSpec::Affine {
+                    units: 8,
+                    init: None,
+                },
+                LayerSpec::Sigmoid,
+                LayerSpec::Affine {
+                    units: 10,
+                    init: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_tensors_architecture_and_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let net = Network::new(&arch(), 5).unwrap();
+        save(&path, &net, &Provenance { epochs: 3 }).unwrap();
+        let (loaded, prov) = load(&path).unwrap();
+        assert_eq!(prov.epochs, 3);
+        assert_eq!(loaded.arch, net.arch);
+        for ((n1, t1), (n2, t2)) in net.named_tensors().iter().zip(loaded.named_tensors()) {
+            assert_eq!((n1, *t1), (&n2, t2));
+        }
+        let names: Vec<String> = loaded.named_tensors().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["W1", "b1", "W2", "b2"]);
+        assert_eq!(loaded.named_tensors()[0].1.shape(), &[784, 8]);
+    }
+
+    #[test]
+    fn garbage_and_missing_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.safetensors");
+        std::fs::write(&path, b"not safetensors at all").unwrap();
+        let msg = format!("{:#}", load(&path).err().unwrap());
+        assert!(msg.contains("junk.safetensors"), "{msg}");
+        let msg = format!(
+            "{:#}",
+            load(&dir.path().join("none.safetensors")).err().unwrap()
+        );
+        assert!(msg.contains("none.safetensors"), "{msg}");
+    }
+
+    #[test]
+    fn saving_replaces_the_old_file_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        save(
+            &path,
+            &Network::new(&arch(), 1).unwrap(),
+            &Provenance::default(),
+        )
+        .unwrap();
+        save(
+            &path,
+            &Network::new(&arch(), 2).unwrap(),
+            &Provenance { epochs: 1 },
+        )
+        .unwrap();
+        assert_eq!(load(&path).unwrap().1.epochs, 1);
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temporary files left behind");
+    }
+}
