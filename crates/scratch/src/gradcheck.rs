@@ -46,7 +46,7 @@ pub fn check_input_grad(layer: &mut dyn Layer, shape: (usize, usize), seed: u64)
     let x = random_matrix(shape, &mut rng);
     let y = layer.forward(&x, Mode::Train);
     let r = random_matrix(y.dim(), &mut rng);
-    let analytic = layer.backward(&r, true).expect("dx requested");
+    let analytic = layer.backward(&x, &r, true).expect("dx requested");
     let mut numeric = vec![0.0f64; x.len()];
     for (i, n) in numeric.iter_mut().enumerate() {
         let mut xp = x.clone();
@@ -67,7 +67,7 @@ pub fn check_param_grads(layer: &mut dyn Layer, shape: (usize, usize), seed: u64
     let x = random_matrix(shape, &mut rng);
     let y = layer.forward(&x, Mode::Train);
     let r = random_matrix(y.dim(), &mut rng);
-    layer.backward(&r, false);
+    layer.backward(&x, &r, false);
     let analytic: Vec<Vec<f32>> = layer
         .params()
         .iter()

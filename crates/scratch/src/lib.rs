@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod gates;
+pub mod gemm;
 pub mod image_input;
 pub mod init;
 pub mod layers;
@@ -14,4 +15,4 @@ pub mod train;
 pub mod weights_file;
 
 #[cfg(test)]
-mod gradcheck;
+pub(crate) mod gradcheck;

@@ -14,6 +14,9 @@ pub struct Network {
     pub arch: Architecture,
     layers: Vec<Box<dyn Layer>>,
     loss: SoftmaxWithLoss,
+    /// Each layer's output from the last training forward pass: the next layer's input,
+    /// which its backward pass needs.
+    outputs: Vec<Array2<f32>>,
 }
 
 /// Rows evaluated at once when predicting a whole data set.
@@ -41,6 +44,7 @@ impl Network {
             arch: arch.clone(),
             layers,
             loss: SoftmaxWithLoss::default(),
+            outputs: Vec::new(),
         })
     }
 
@@ -62,10 +66,18 @@ impl Network {
     /// Forward and backward over one training batch: leaves every parameter's gradient in
     /// its layer and returns the loss.
     pub fn gradient(&mut self, x: &Array2<f32>, labels: &[u8]) -> f32 {
-        let loss = self.loss(x, labels, Mode::Train);
+        self.outputs.clear();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let input = if i == 0 { x } else { &self.outputs[i - 1] };
+            let y = layer.forward(input, Mode::Train);
+            self.outputs.push(y);
+        }
+        let logits = self.outputs.last().expect("at least one layer");
+        let loss = self.loss.forward(logits, labels);
         let mut dout = self.loss.backward();
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            match layer.backward(&dout, i > 0) {
+            let input = if i == 0 { x } else { &self.outputs[i - 1] };
+            match layer.backward(input, &dout, i > 0) {
                 Some(dx) => dout = dx,
                 None => break,
             }

@@ -1,6 +1,8 @@
 //! y = x·W + b.
 
-use ndarray::{Array2, Axis, linalg::general_mat_mul};
+use ndarray::{Array2, Axis};
+
+use crate::gemm::gemm;
 
 use super::{Layer, Mode, ParamGrad};
 
@@ -11,8 +13,6 @@ pub struct Affine {
     pub b: Array2<f32>,
     pub dw: Array2<f32>,
     pub db: Array2<f32>,
-    /// The last input, (batch, in).
-    x: Array2<f32>,
 }
 
 impl Affine {
@@ -23,7 +23,6 @@ impl Affine {
             db: Array2::zeros(b.raw_dim()),
             w,
             b,
-            x: Array2::zeros((0, 0)),
         }
     }
 
@@ -44,20 +43,24 @@ impl Layer for Affine {
             .broadcast((x.nrows(), self.w.ncols()))
             .expect("bias is (1, out)")
             .to_owned();
-        general_mat_mul(1.0, x, &self.w, 1.0, &mut out);
-        if self.x.dim() == x.dim() {
-            self.x.assign(x);
-        } else {
-            self.x = x.clone();
-        }
+        gemm(1.0, x, &self.w, 1.0, &mut out);
         out
     }
 
-    fn backward(&mut self, dout: &Array2<f32>, need_dx: bool) -> Option<Array2<f32>> {
+    fn backward(
+        &mut self,
+        x: &Array2<f32>,
+        dout: &Array2<f32>,
+        need_dx: bool,
+    ) -> Option<Array2<f32>> {
         // dW = xᵀ·dout (in, out); db = Σ_batch dout; dx = dout·Wᵀ (batch, in).
-        general_mat_mul(1.0, &self.x.t(), dout, 0.0, &mut self.dw);
+        gemm(1.0, &x.t(), dout, 0.0, &mut self.dw);
         self.db.assign(&dout.sum_axis(Axis(0)).insert_axis(Axis(0)));
-        need_dx.then(|| dout.dot(&self.w.t()))
+        need_dx.then(|| {
+            let mut dx = Array2::zeros(x.raw_dim());
+            gemm(1.0, dout, &self.w.t(), 0.0, &mut dx);
+            dx
+        })
     }
 
     fn params(&mut self) -> Vec<ParamGrad<'_>> {

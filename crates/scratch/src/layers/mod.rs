@@ -34,7 +34,14 @@ pub trait Layer: Send {
 
     /// `dout`: (batch, out) → dx (batch, in), or `None` when `need_dx` is false (the first
     /// layer's input gradient is never used, and for an affine layer it is a whole GEMM).
-    fn backward(&mut self, dout: &Array2<f32>, need_dx: bool) -> Option<Array2<f32>>;
+    /// `x` is the input of the matching `forward`: the network keeps it, so layers need
+    /// not copy it.
+    fn backward(
+        &mut self,
+        x: &Array2<f32>,
+        dout: &Array2<f32>,
+        need_dx: bool,
+    ) -> Option<Array2<f32>>;
 
     /// The learnable parameters and their gradients, in a fixed order.
     fn params(&mut self) -> Vec<ParamGrad<'_>> {

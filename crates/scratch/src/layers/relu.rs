@@ -16,7 +16,12 @@ impl Layer for Relu {
         x.mapv(|v| v.max(0.0))
     }
 
-    fn backward(&mut self, dout: &Array2<f32>, need_dx: bool) -> Option<Array2<f32>> {
+    fn backward(
+        &mut self,
+        _x: &Array2<f32>,
+        dout: &Array2<f32>,
+        need_dx: bool,
+    ) -> Option<Array2<f32>> {
         need_dx.then(|| {
             Zip::from(dout)
                 .and(&self.mask)
@@ -36,7 +41,13 @@ mod tests {
         let mut relu = Relu::default();
         let y = relu.forward(&array![[-1.0f32, 0.0, 2.0]], Mode::Train);
         assert_eq!(y, array![[0.0f32, 0.0, 2.0]]);
-        let dx = relu.backward(&array![[5.0f32, 5.0, 5.0]], true).unwrap();
+        let dx = relu
+            .backward(
+                &array![[-1.0f32, 0.0, 2.0]],
+                &array![[5.0f32, 5.0, 5.0]],
+                true,
+            )
+            .unwrap();
         assert_eq!(dx, array![[0.0f32, 0.0, 5.0]]);
     }
 

@@ -21,7 +21,12 @@ impl Layer for Sigmoid {
         y
     }
 
-    fn backward(&mut self, dout: &Array2<f32>, need_dx: bool) -> Option<Array2<f32>> {
+    fn backward(
+        &mut self,
+        _x: &Array2<f32>,
+        dout: &Array2<f32>,
+        need_dx: bool,
+    ) -> Option<Array2<f32>> {
         need_dx.then(|| {
             Zip::from(dout)
                 .and(&self.y)

@@ -1,0 +1,72 @@
+//! C ← α·A·B + β·C, split over rows of C across the rayon pool when it pays.
+//!
+//! matrixmultiply (ndarray's GEMM) has its own thread pool, which spins while waiting: on
+//! a machine whose cores are busy with anything else it stalls for seconds. Splitting
+//! rows over rayon (whose workers sleep) keeps two cores busy without that failure mode.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, ArrayBase, ArrayViewMut2, Axis, Data, Ix2};
+
+/// Below this many multiply-adds one thread is faster than handing work out.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+pub fn gemm<A, B>(
+    alpha: f32,
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+    beta: f32,
+    c: &mut Array2<f32>,
+) where
+    A: Data<Elem = f32> + Sync,
+    B: Data<Elem = f32> + Sync,
+{
+    gemm_view(alpha, a, b, beta, c.view_mut());
+}
+
+pub fn gemm_view<A, B>(
+    alpha: f32,
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+) where
+    A: Data<Elem = f32> + Sync,
+    B: Data<Elem = f32> + Sync,
+{
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let threads = rayon::current_num_threads();
+    if threads < 2 || m < 2 * 8 || m * n * k < PARALLEL_MIN_WORK {
+        general_mat_mul(alpha, a, b, beta, &mut c);
+        return;
+    }
+    // Row blocks: a multiple of 8 rows (the GEMM kernel's tile), one or two per thread.
+    let rows = m.div_ceil(threads).div_ceil(8) * 8;
+    c.axis_chunks_iter_mut(Axis(0), rows)
+        .into_par_iter()
+        .zip(a.axis_chunks_iter(Axis(0), rows).into_par_iter())
+        .for_each(|(mut c_block, a_block)| general_mat_mul(alpha, &a_block, b, beta, &mut c_block));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::random_matrix;
+    use rand::SeedableRng;
+
+    #[test]
+    fn matches_the_plain_product_for_big_and_transposed_inputs() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let a = random_matrix((300, 200), &mut rng);
+        let b = random_matrix((200, 64), &mut rng);
+        let mut c = random_matrix((300, 64), &mut rng);
+        let expected = a.dot(&b) * 2.0 + &c * 0.5;
+        gemm(2.0, &a, &b, 0.5, &mut c);
+        assert!((&c - &expected).iter().all(|d| d.abs() < 1e-3));
+        let at = random_matrix((200, 300), &mut rng);
+        let mut c2 = Array2::zeros((300, 64));
+        gemm(1.0, &at.t(), &b, 0.0, &mut c2);
+        assert!((&c2 - &at.t().dot(&b)).iter().all(|d| d.abs() < 1e-3));
+    }
+}

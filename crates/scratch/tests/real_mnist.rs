@@ -1,0 +1,53 @@
+//! Training on the real MNIST files (CI points `DL_DATA_DIR` at them):
+//! `DL_DATA_DIR=../shared/data cargo test -p scratch -- --ignored`.
+
+use std::sync::atomic::AtomicBool;
+
+use dataset::{DataDir, MnistKind};
+use scratch::data::Samples;
+use scratch::network::Network;
+use scratch::optimizer;
+use scratch::spec::{Architecture, ExperimentConfig, InputShape};
+use scratch::train::{TrainOptions, train};
+
+#[test]
+#[ignore = "needs DL_DATA_DIR with the real MNIST files"]
+fn default_network_passes_95_percent_in_a_shortened_run() {
+    let split =
+        dataset::mnist::load(MnistKind::Digits, &DataDir::from_env().with_download(false)).unwrap();
+    let (train_set, test_set) = (
+        Samples::from_images(&split.train),
+        Samples::from_images(&split.test),
+    );
+    let cfg = ExperimentConfig::default_config();
+    let arch = Architecture {
+        input: InputShape::MNIST,
+        classes: 10,
+        layers: cfg.layers.clone(),
+    };
+    let mut net = Network::new(&arch, cfg.train.seed).unwrap();
+    let options = TrainOptions {
+        epochs: 3,
+        batch_size: cfg.train.batch_size,
+        seed: cfg.train.seed,
+        first_epoch: 0,
+        progress: false,
+    };
+    let mut opt = optimizer::build(&cfg.optimizer);
+    let out = train(
+        &mut net,
+        opt.as_mut(),
+        &train_set,
+        &test_set,
+        &options,
+        &AtomicBool::new(false),
+        |e| {
+            println!(
+                "epoch {} loss {:.4} train acc {:.4} test acc {:.4} ({:.2}s)",
+                e.epoch, e.loss, e.train_accuracy, e.test_accuracy, e.seconds
+            );
+        },
+    );
+    let acc = out.epochs.last().unwrap().test_accuracy;
+    assert!(acc >= 0.95, "test accuracy {acc} after 3 epochs");
+}
