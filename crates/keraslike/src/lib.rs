@@ -1,0 +1,6 @@
+//! The course's Keras exercises on burn: models described like Keras `Sequential`s, with
+//! Keras's summary; backends chosen at run time.
+
+pub mod backend;
+pub mod model;
+pub mod model_config;

@@ -1,0 +1,222 @@
+//! A Keras-style `Sequential` as a burn module, built from a [`ModelConfig`].
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear,
+    LinearConfig, PaddingConfig2d, Relu, Sigmoid, Tanh,
+};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use crate::model_config::{Activation, LayerConfig, ModelConfig, Padding, Shape};
+
+/// (batch, C, H, W) → (batch, C·H·W).
+#[derive(Module, Debug, Default)]
+pub struct Flatten;
+
+/// Softmax over the last dimension.
+#[derive(Module, Debug, Default)]
+pub struct Softmax;
+
+#[derive(Module, Debug)]
+pub enum Act {
+    Relu(Relu),
+    Sigmoid(Sigmoid),
+    Tanh(Tanh),
+    LeakyRelu(LeakyRelu),
+    Softmax(Softmax),
+}
+
+#[derive(Module, Debug)]
+pub enum Layer {
+    Conv2d(Conv2d),
+    MaxPool2d(MaxPool2d),
+    Flatten(Flatten),
+    Dense(Linear),
+    Dropout(Dropout),
+    BatchNorm(BatchNorm),
+    Act(Act),
+}
+
+#[derive(Module, Debug)]
+pub struct Sequential {
+    pub layers: Vec<Layer>,
+}
+
+/// Activations flowing between layers: image-shaped until Flatten, then flat.
+enum Flow {
+    Image(Tensor<4>),
+    Flat(Tensor<2>),
+}
+
+impl Act {
+    fn new(a: Activation) -> Option<Self> {
+        match a {
+            Activation::Linear => None,
+            Activation::Relu => Some(Act::Relu(Relu::new())),
+            Activation::Sigmoid => Some(Act::Sigmoid(Sigmoid::new())),
+            Activation::Tanh => Some(Act::Tanh(Tanh::new())),
+            Activation::LeakyRelu => Some(Act::LeakyRelu(
+                LeakyReluConfig::new().with_negative_slope(0.2).init(),
+            )),
+            Activation::Softmax => Some(Act::Softmax(Softmax)),
+        }
+    }
+
+    fn apply<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Act::Relu(m) => m.forward(x),
+            Act::Sigmoid(m) => m.forward(x),
+            Act::Tanh(m) => m.forward(x),
+            Act::LeakyRelu(m) => m.forward(x),
+            Act::Softmax(_) => softmax(x, D - 1),
+        }
+    }
+}
+
+impl Sequential {
+    /// Builds the model `config` describes, with fresh weights on `device`.
+    pub fn new(config: &ModelConfig, device: &Device) -> Result<Self> {
+        // Shapes are checked, with clear errors, before anything is built.
+        let infos = config.infer()?;
+        let mut input = Shape::Image(config.input);
+        let mut layers = Vec::new();
+        for (layer, info) in config.layers.iter().zip(&infos) {
+            // Channels of an image input, features of a flat one.
+            let width = match input {
+                Shape::Image([c, _, _]) => c,
+                Shape::Flat(n) => n,
+            };
+            match layer {
+                LayerConfig::Conv2D {
+                    filters,
+                    kernel_size,
+                    strides,
+                    padding,
+                    activation,
+                } => {
+                    let padding = match padding {
+                        Padding::Same => PaddingConfig2d::Same,
+                        Padding::Valid => PaddingConfig2d::Valid,
+                    };
+                    let conv = Conv2dConfig::new([width, *filters], kernel_size.get())
+                        .with_stride(strides.get())
+                        .with_padding(padding)
+                        .init(device);
+                    layers.push(Layer::Conv2d(conv));
+                    layers.extend(Act::new(*activation).map(Layer::Act));
+                }
+                LayerConfig::MaxPooling2D { pool_size, strides } => {
+                    let pool = MaxPool2dConfig::new(pool_size.get())
+                        .with_strides(strides.unwrap_or(*pool_size).get())
+                        .init();
+                    layers.push(Layer::MaxPool2d(pool));
+                }
+                LayerConfig::Flatten {} => layers.push(Layer::Flatten(Flatten)),
+                LayerConfig::Dense { units, activation } => {
+                    layers.push(Layer::Dense(LinearConfig::new(width, *units).init(device)));
+                    layers.extend(Act::new(*activation).map(Layer::Act));
+                }
+                LayerConfig::Dropout { rate } => {
+                    layers.push(Layer::Dropout(DropoutConfig::new(*rate).init()))
+                }
+                LayerConfig::BatchNormalization { epsilon, momentum } => {
+                    // burn's momentum weighs the new batch statistics; Keras's the old average.
+                    let bn = BatchNormConfig::new(width)
+                        .with_epsilon(*epsilon)
+                        .with_momentum(1.0 - momentum)
+                        .init(device);
+                    layers.push(Layer::BatchNorm(bn));
+                }
+                LayerConfig::Activation { activation } => {
+                    layers.extend(Act::new(*activation).map(Layer::Act))
+                }
+            }
+            input = info.output;
+        }
+        Ok(Self { layers })
+    }
+
+    /// Logits: every layer but a final softmax (which the loss applies itself).
+    pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        let last_is_softmax = matches!(self.layers.last(), Some(Layer::Act(Act::Softmax(_))));
+        let n = self.layers.len() - usize::from(last_is_softmax);
+        self.run(x, n)
+    }
+
+    /// The model's output: class probabilities when it ends in softmax.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.run(x, self.layers.len())
+    }
+
+    fn run(&self, x: Tensor<4>, n: usize) -> Tensor<2> {
+        let mut flow = Flow::Image(x);
+        for layer in &self.layers[..n] {
+            flow = match (layer, flow) {
+                (Layer::Conv2d(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
+                (Layer::MaxPool2d(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
+                (Layer::Flatten(_), Flow::Image(x)) => Flow::Flat(x.flatten(1, 3)),
+                (Layer::Dense(m), Flow::Flat(x)) => Flow::Flat(m.forward(x)),
+                (Layer::Dropout(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
+                (Layer::Dropout(m), Flow::Flat(x)) => Flow::Flat(m.forward(x)),
+                (Layer::BatchNorm(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
+                (Layer::BatchNorm(m), Flow::Flat(x)) => Flow::Flat(m.forward(x)),
+                (Layer::Act(a), Flow::Image(x)) => Flow::Image(a.apply(x)),
+                (Layer::Act(a), Flow::Flat(x)) => Flow::Flat(a.apply(x)),
+                _ => unreachable!("layer order was checked by ModelConfig::infer"),
+            };
+        }
+        match flow {
+            Flow::Flat(x) => x,
+            Flow::Image(x) => x.flatten(1, 3),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_config::ModelConfig;
+
+    #[test]
+    fn burn_module_of_the_course_cnn_has_keras_parameter_count() {
+        let cfg = ModelConfig::parse(
+            include_str!("../../../configs/mnist-cnn.toml"),
+            "mnist-cnn.toml",
+        )
+        .unwrap();
+        let device = Device::flex();
+        let model = Sequential::new(&cfg, &device).unwrap();
+        assert_eq!(model.num_params(), 1_625_866);
+        let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+        assert_eq!(model.forward_logits(x.clone()).dims(), [2, 10]);
+        let probs = model
+            .forward(x)
+            .sum_dim(1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(probs.iter().all(|p| (p - 1.0).abs() < 1e-5), "{probs:?}");
+    }
+
+    #[test]
+    fn batch_norm_and_dropout_models_build_and_run() {
+        let cfg = "input = [3, 16, 16]\n\
+            [[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 3\nstrides = 2\npadding = \"same\"\n\
+            [[layers]]\ntype = \"BatchNormalization\"\n\
+            [[layers]]\ntype = \"Activation\"\nactivation = \"leaky_relu\"\n\
+            [[layers]]\ntype = \"Flatten\"\n\
+            [[layers]]\ntype = \"Dropout\"\nrate = 0.25\n\
+            [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n";
+        let cfg = ModelConfig::parse(cfg, "x").unwrap();
+        // burn counts BatchNorm's running mean and variance as Keras's total does.
+        let total: usize = cfg.infer().unwrap().iter().map(|l| l.params()).sum();
+        let model = Sequential::new(&cfg, &Device::flex()).unwrap();
+        assert_eq!(model.num_params(), total);
+        let y = model.forward_logits(Tensor::<4>::ones([3, 3, 16, 16], &Device::flex()));
+        assert_eq!(y.dims(), [3, 2]);
+    }
+}

@@ -1,0 +1,476 @@
+//! Sequential models described in TOML with Keras's layer names and options.
+//!
+//! ```toml
+//! input = [1, 28, 28]          # channels, height, width
+//! [[layers]]
+//! type = "Conv2D"
+//! filters = 32
+//! kernel_size = 3
+//! padding = "same"
+//! activation = "relu"
+//! ```
+//!
+//! Shapes and parameter counts are worked out here, as Keras's `model.summary()` shows
+//! them, before anything is built; a layer that does not fit its input is an error naming
+//! the layer.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Linear,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    /// LeakyReLU with slope 0.2 (the DCGAN paper's).
+    LeakyRelu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    #[default]
+    Valid,
+    Same,
+}
+
+/// `3` or `[3, 3]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pair {
+    One(usize),
+    Two([usize; 2]),
+}
+
+impl Pair {
+    pub fn get(self) -> [usize; 2] {
+        match self {
+            Pair::One(k) => [k, k],
+            Pair::Two(p) => p,
+        }
+    }
+}
+
+fn one() -> Pair {
+    Pair::One(1)
+}
+
+/// One Keras layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum LayerConfig {
+    Conv2D {
+        filters: usize,
+        kernel_size: Pair,
+        #[serde(default = "one")]
+        strides: Pair,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default)]
+        activation: Activation,
+    },
+    MaxPooling2D {
+        pool_size: Pair,
+        /// Defaults to the pool size, as in Keras.
+        #[serde(default)]
+        strides: Option<Pair>,
+    },
+    /// A struct variant (not a unit one) so that unknown options are rejected.
+    Flatten {},
+    Dense {
+        units: usize,
+        #[serde(default)]
+        activation: Activation,
+    },
+    Dropout {
+        rate: f64,
+    },
+    BatchNormalization {
+        #[serde(default = "default_epsilon")]
+        epsilon: f64,
+        /// Keras's momentum: the weight of the old running average.
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+    },
+    Activation {
+        activation: Activation,
+    },
+}
+
+fn default_epsilon() -> f64 {
+    1e-3
+}
+
+fn default_momentum() -> f64 {
+    0.99
+}
+
+impl LayerConfig {
+    /// Keras's layer class name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerConfig::Conv2D { .. } => "Conv2D",
+            LayerConfig::MaxPooling2D { .. } => "MaxPooling2D",
+            LayerConfig::Flatten {} => "Flatten",
+            LayerConfig::Dense { .. } => "Dense",
+            LayerConfig::Dropout { .. } => "Dropout",
+            LayerConfig::BatchNormalization { .. } => "BatchNormalization",
+            LayerConfig::Activation { .. } => "Activation",
+        }
+    }
+}
+
+/// A model file: the input shape and the layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// (channels, height, width)
+    pub input: [usize; 3],
+    pub layers: Vec<LayerConfig>,
+}
+
+/// The shape of the activations between layers (batch dimension left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// (channels, height, width)
+    Image([usize; 3]),
+    Flat(usize),
+}
+
+impl Shape {
+    /// As Keras prints it (channels last): `(None, 28, 28, 32)`, `(None, 128)`.
+    pub fn keras(&self) -> String {
+        match self {
+            Shape::Image([c, h, w]) => format!("(None, {h}, {w}, {c})"),
+            Shape::Flat(n) => format!("(None, {n})"),
+        }
+    }
+}
+
+/// One row of the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    pub name: String,
+    pub kind: &'static str,
+    pub output: Shape,
+    pub trainable: usize,
+    pub non_trainable: usize,
+}
+
+impl LayerInfo {
+    pub fn params(&self) -> usize {
+        self.trainable + self.non_trainable
+    }
+}
+
+impl ModelConfig {
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).with_context(|| format!("{origin}: invalid model config"))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Every layer's output shape and parameters; errors name the layer (1-based) and the
+    /// shape it was given.
+    pub fn infer(&self) -> Result<Vec<LayerInfo>> {
+        let [c, h, w] = self.input;
+        if c == 0 || h == 0 || w == 0 {
+            bail!("input shape {:?} has a zero dimension", self.input);
+        }
+        let mut shape = Shape::Image(self.input);
+        let mut counters = std::collections::HashMap::<&str, usize>::new();
+        let mut infos = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let fail = |why: String| {
+                anyhow::anyhow!(
+                    "layer {} ({}): {why}; its input is {}",
+                    i + 1,
+                    layer.kind(),
+                    shape.keras()
+                )
+            };
+            let (output, trainable, non_trainable) = match (layer, shape) {
+                (
+                    LayerConfig::Conv2D {
+                        filters,
+                        kernel_size,
+                        strides,
+                        padding,
+                        ..
+                    },
+                    Shape::Image([c, h, w]),
+                ) => {
+                    let ([kh, kw], [sh, sw]) = (kernel_size.get(), strides.get());
+                    if *filters == 0 || kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+                        return Err(fail(
+                            "filters, kernel size and strides must be at least 1".into(),
+                        ));
+                    }
+                    let (oh, ow) = match padding {
+                        Padding::Same => (h.div_ceil(sh), w.div_ceil(sw)),
+                        Padding::Valid if kh <= h && kw <= w => {
+                            ((h - kh) / sh + 1, (w - kw) / sw + 1)
+                        }
+                        Padding::Valid => {
+                            return Err(fail(format!(
+                                "a {kh}x{kw} kernel does not fit (use padding = \"same\")"
+                            )));
+                        }
+                    };
+                    (
+                        Shape::Image([*filters, oh, ow]),
+                        (kh * kw * c + 1) * filters,
+                        0,
+                    )
+                }
+                (LayerConfig::MaxPooling2D { pool_size, strides }, Shape::Image([c, h, w])) => {
+                    let [ph, pw] = pool_size.get();
+                    let [sh, sw] = strides.unwrap_or(*pool_size).get();
+                    if ph == 0 || pw == 0 || sh == 0 || sw == 0 || ph > h || pw > w {
+                        return Err(fail(format!(
+                            "pool {ph}x{pw} with strides {sh}x{sw} does not fit"
+                        )));
+                    }
+                    (
+                        Shape::Image([c, (h - ph) / sh + 1, (w - pw) / sw + 1]),
+                        0,
+                        0,
+                    )
+                }
+                (LayerConfig::Conv2D { .. } | LayerConfig::MaxPooling2D { .. }, Shape::Flat(_)) => {
+                    return Err(fail("needs an image input; it comes after Flatten".into()));
+                }
+                (LayerConfig::Flatten {}, Shape::Image([c, h, w])) => {
+                    (Shape::Flat(c * h * w), 0, 0)
+                }
+                (LayerConfig::Flatten {}, Shape::Flat(_)) => {
+                    return Err(fail("the input is already flat".into()));
+                }
+                (LayerConfig::Dense { units, .. }, Shape::Flat(n)) => {
+                    if *units == 0 {
+                        return Err(fail("units must be at least 1".into()));
+                    }
+                    (Shape::Flat(*units), (n + 1) * units, 0)
+                }
+                (LayerConfig::Dense { .. }, Shape::Image(_)) => {
+                    return Err(fail(
+                        "needs a flat input: add a Flatten layer before it".into(),
+                    ));
+                }
+                (LayerConfig::Dropout { rate }, s) => {
+                    if !(0.0..1.0).contains(rate) {
+                        return Err(fail(format!("rate {rate} is not in [0, 1)")));
+                    }
+                    (s, 0, 0)
+                }
+                (LayerConfig::BatchNormalization { .. }, s) => {
+                    let features = match s {
+                        Shape::Image([c, ..]) => c,
+                        Shape::Flat(n) => n,
+                    };
+                    // γ and β are trained; the moving mean and variance are not.
+                    (s, 2 * features, 2 * features)
+                }
+                (LayerConfig::Activation { .. }, s) => (s, 0, 0),
+            };
+            let base = keras_name(layer.kind());
+            let n = counters.entry(base).or_insert(0);
+            let name = if *n == 0 {
+                base.to_string()
+            } else {
+                format!("{base}_{n}")
+            };
+            *n += 1;
+            infos.push(LayerInfo {
+                name,
+                kind: layer.kind(),
+                output,
+                trainable,
+                non_trainable,
+            });
+            shape = output;
+        }
+        if infos.is_empty() {
+            bail!("the model has no layers");
+        }
+        Ok(infos)
+    }
+
+    /// Number of classes the model outputs (its last layer must be flat).
+    pub fn classes(&self) -> Result<usize> {
+        match self.infer()?.last().map(|l| l.output) {
+            Some(Shape::Flat(n)) => Ok(n),
+            Some(s) => bail!(
+                "the model ends with an image-shaped output {}; end it with Dense",
+                s.keras()
+            ),
+            None => bail!("the model has no layers"),
+        }
+    }
+}
+
+/// Keras's default layer names: `conv2d`, `conv2d_1`, `max_pooling2d`, `dense_1`, ...
+fn keras_name(kind: &str) -> &'static str {
+    match kind {
+        "Conv2D" => "conv2d",
+        "MaxPooling2D" => "max_pooling2d",
+        "Flatten" => "flatten",
+        "Dense" => "dense",
+        "Dropout" => "dropout",
+        "BatchNormalization" => "batch_normalization",
+        _ => "activation",
+    }
+}
+
+/// Keras's `model.summary()` table.
+pub fn summary_table(title: &str, infos: &[LayerInfo]) -> String {
+    let mut out = format!("Model: \"{title}\"\n");
+    let rule = "─".repeat(70);
+    out.push_str(&format!("┏{}┓\n", "━".repeat(70)));
+    out.push_str(&format!(
+        "┃ {:<32}┃ {:<22}┃ {:>11} ┃\n",
+        "Layer (type)", "Output Shape", "Param #"
+    ));
+    out.push_str(&format!("┡{}┩\n", "━".repeat(70)));
+    for (i, l) in infos.iter().enumerate() {
+        let name = format!("{} ({})", l.name, l.kind);
+        out.push_str(&format!(
+            "│ {:<32}│ {:<22}│ {:>11} │\n",
+            name,
+            l.output.keras(),
+            thousands(l.params())
+        ));
+        if i + 1 < infos.len() {
+            out.push_str(&format!("├{rule}┤\n"));
+        }
+    }
+    out.push_str(&format!("└{rule}┘\n"));
+    let trainable: usize = infos.iter().map(|l| l.trainable).sum();
+    let frozen: usize = infos.iter().map(|l| l.non_trainable).sum();
+    out.push_str(&format!(
+        " Total params: {}\n",
+        thousands(trainable + frozen)
+    ));
+    out.push_str(&format!(" Trainable params: {}\n", thousands(trainable)));
+    out.push_str(&format!(" Non-trainable params: {}\n", thousands(frozen)));
+    out
+}
+
+/// 1625866 → "1,625,866".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COURSE_CNN: &str = include_str!("../../../configs/mnist-cnn.toml");
+
+    #[test]
+    fn course_cnn_counts_equal_keras() {
+        // Keras's model.summary() for the course's model.
+        let infos = ModelConfig::parse(COURSE_CNN, "mnist-cnn.toml")
+            .unwrap()
+            .infer()
+            .unwrap();
+        let counts: Vec<usize> = infos.iter().map(LayerInfo::params).collect();
+        assert_eq!(counts, [320, 18_496, 0, 0, 1_605_760, 1_290]);
+        assert_eq!(counts.iter().sum::<usize>(), 1_625_866);
+        let shapes: Vec<String> = infos.iter().map(|l| l.output.keras()).collect();
+        assert_eq!(
+            shapes,
+            [
+                "(None, 28, 28, 32)",
+                "(None, 28, 28, 64)",
+                "(None, 14, 14, 64)",
+                "(None, 12544)",
+                "(None, 128)",
+                "(None, 10)"
+            ]
+        );
+        let names: Vec<&str> = infos.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "conv2d",
+                "conv2d_1",
+                "max_pooling2d",
+                "flatten",
+                "dense",
+                "dense_1"
+            ]
+        );
+        let table = summary_table("sequential", &infos);
+        assert!(table.contains("Total params: 1,625,866"), "{table}");
+    }
+
+    #[test]
+    fn batch_norm_has_non_trainable_moving_statistics() {
+        let cfg = ModelConfig::parse(
+            "input = [3, 8, 8]\n[[layers]]\ntype = \"BatchNormalization\"\n",
+            "x",
+        )
+        .unwrap();
+        let info = &cfg.infer().unwrap()[0];
+        assert_eq!((info.trainable, info.non_trainable), (6, 6));
+    }
+
+    #[test]
+    fn layers_that_do_not_fit_are_reported_with_index_and_shape() {
+        let dense_first = "input = [1, 28, 28]\n[[layers]]\ntype = \"Dense\"\nunits = 10\n";
+        let msg = ModelConfig::parse(dense_first, "x")
+            .unwrap()
+            .infer()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("layer 1 (Dense)")
+                && msg.contains("Flatten")
+                && msg.contains("(None, 28, 28, 1)"),
+            "{msg}"
+        );
+        let big_kernel =
+            "input = [1, 4, 4]\n[[layers]]\ntype = \"Conv2D\"\nfilters = 2\nkernel_size = 5\n";
+        let msg = ModelConfig::parse(big_kernel, "x")
+            .unwrap()
+            .infer()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("layer 1 (Conv2D)") && msg.contains("5x5"),
+            "{msg}"
+        );
+        let unknown = "input = [1, 4, 4]\n[[layers]]\ntype = \"Conv3D\"\n";
+        assert!(ModelConfig::parse(unknown, "x").is_err());
+        let bad_option = "input = [1, 4, 4]\n[[layers]]\ntype = \"Flatten\"\nunits = 3\n";
+        assert!(ModelConfig::parse(bad_option, "x").is_err());
+    }
+
+    #[test]
+    fn strided_same_and_valid_shapes_follow_keras() {
+        let cfg = "input = [3, 64, 64]\n[[layers]]\ntype = \"Conv2D\"\nfilters = 8\nkernel_size = 4\nstrides = 2\npadding = \"same\"\n\
+                   [[layers]]\ntype = \"Conv2D\"\nfilters = 8\nkernel_size = [3, 5]\n";
+        let infos = ModelConfig::parse(cfg, "x").unwrap().infer().unwrap();
+        assert_eq!(infos[0].output, Shape::Image([8, 32, 32]));
+        assert_eq!(infos[1].output, Shape::Image([8, 30, 28]));
+    }
+}
