@@ -206,3 +206,44 @@ fn bad_config_is_reported_before_training() {
         "{err}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_the_weights_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = data();
+    let weights = dir.path().join("w.safetensors");
+    let mut child = Command::new(scratch())
+        .args([
+            "train",
+            "--epochs",
+            "100000",
+            "--hidden",
+            "16",
+            "--out",
+            weights.to_str().unwrap(),
+        ])
+        .env("DL_DATA_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first finished epoch, then interrupt as a terminal's Ctrl-C would.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().starts_with("epoch")));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let out = run(
+        &scratch(),
+        &["eval", "--weights", weights.to_str().unwrap()],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -60,6 +60,14 @@ pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
         .with_context(|| format!("{}: cannot write", dir.display()))?;
     std::io::Write::write_all(&mut tmp, &serialized)
         .with_context(|| format!("{}: write failed", path.display()))?;
+    // The temporary file is private (0600); the weights are an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .ok();
+    }
     tmp.as_file().sync_all().ok();
     tmp.persist(path)
         .with_context(|| format!("{}: cannot replace", path.display()))?;
