@@ -189,6 +189,23 @@ fn bad_weights_and_missing_data_are_one_line_errors() {
 }
 
 #[test]
+fn zero_batch_size_is_refused() {
+    let dir = data();
+    let out = run(
+        &scratch(),
+        &["train", "--batch-size", "0"],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--batch-size"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn bad_config_is_reported_before_training() {
     let dir = data();
     let cfg = dir.path().join("bad.toml");

@@ -305,6 +305,14 @@ fn train_command(args: TrainArgs) -> Result<()> {
         *l = lr;
     }
 
+    if batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.resume.is_some() && (args.hidden.is_some() || args.config.is_some()) {
+        eprintln!(
+            "warning: --resume takes the network from the weights file; the layers of --config and --hidden are not used"
+        );
+    }
     let (mut net, done) = match &args.resume {
         Some(path) => {
             let (net, prov) = weights_file::load(path)?;

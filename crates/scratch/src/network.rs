@@ -93,37 +93,12 @@ impl Network {
     /// Stored tensors named as in the course: W1, b1, W2, b2, ... numbered by layer with
     /// parameters.
     pub fn named_tensors(&self) -> Vec<(String, &Array2<f32>)> {
-        let mut out = Vec::new();
-        let mut k = 0;
-        for layer in &self.layers {
-            let tensors = layer.tensors();
-            if !tensors.is_empty() {
-                k += 1;
-            }
-            out.extend(
-                tensors
-                    .into_iter()
-                    .map(|(name, t)| (format!("{name}{k}"), t)),
-            );
-        }
-        out
+        course_names(self.layers.iter().map(|l| l.tensors()))
     }
 
+    /// The same tensors, for loading.
     pub fn named_tensors_mut(&mut self) -> Vec<(String, &mut Array2<f32>)> {
-        let mut out = Vec::new();
-        let mut k = 0;
-        for layer in &mut self.layers {
-            let tensors = layer.tensors_mut();
-            if !tensors.is_empty() {
-                k += 1;
-            }
-            out.extend(
-                tensors
-                    .into_iter()
-                    .map(|(name, t)| (format!("{name}{k}"), t)),
-            );
-        }
-        out
+        course_names(self.layers.iter_mut().map(|l| l.tensors_mut()))
     }
 
     /// Predicted class of every row of `x`, evaluated in chunks.
@@ -140,6 +115,20 @@ impl Network {
         }
         out
     }
+}
+
+/// Appends k to each layer's short names ("W" → "W1"), k counting the layers that have
+/// tensors.
+fn course_names<T>(per_layer: impl Iterator<Item = Vec<(&'static str, T)>>) -> Vec<(String, T)> {
+    per_layer
+        .filter(|tensors| !tensors.is_empty())
+        .enumerate()
+        .flat_map(|(i, tensors)| {
+            tensors
+                .into_iter()
+                .map(move |(name, t)| (format!("{name}{}", i + 1), t))
+        })
+        .collect()
 }
 
 pub fn argmax(v: &[f32]) -> usize {
