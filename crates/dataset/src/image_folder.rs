@@ -422,10 +422,13 @@ pub fn hwc_to_chw(hwc: &[u8], channels: usize) -> Vec<u8> {
     chw
 }
 
+/// Image files below `dir`. Symlinked folders are not followed (Keras's default,
+/// `follow_links=False`), so a link loop cannot recurse forever.
 fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let path = entry.map_err(io_err(dir))?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(io_err(&path))?.is_dir() {
             collect_images(&path, out)?;
         } else if has_image_extension(&path) {
             out.push(path);
@@ -629,6 +632,16 @@ mod tests {
         let mut it = folder.batches(2, None, 0);
         assert!(it.next().unwrap().is_ok());
         drop(it); // must not hang or panic
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_inside_a_class_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_image_folder(dir.path(), &["a"], 2, (4, 4), 8).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("a/loop")).unwrap();
+        let folder = ImageFolder::open(dir.path(), options(4, 4)).unwrap();
+        assert_eq!(folder.len(), 2);
     }
 
     #[test]
