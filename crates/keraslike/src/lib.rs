@@ -2,5 +2,6 @@
 //! Keras's summary; backends chosen at run time.
 
 pub mod backend;
+pub mod data;
 pub mod model;
 pub mod model_config;

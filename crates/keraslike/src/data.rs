@@ -1,0 +1,149 @@
+//! The dataset crate's in-memory images (MNIST, CIFAR-10) as burn datasets and batches.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use dataset::{ImageShape, LabelledImages};
+
+/// One image: u8 pixels (C, H, W) and its class.
+#[derive(Debug, Clone)]
+pub struct ImageItem {
+    pub pixels: Vec<u8>,
+    pub label: usize,
+}
+
+/// A burn `Dataset` over images held in memory; cloning shares them.
+#[derive(Debug, Clone)]
+pub struct InMemoryImages {
+    images: Arc<LabelledImages>,
+}
+
+impl InMemoryImages {
+    pub fn new(images: LabelledImages) -> Self {
+        Self {
+            images: Arc::new(images),
+        }
+    }
+
+    pub fn shape(&self) -> ImageShape {
+        self.images.shape
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.images.classes
+    }
+}
+
+impl Dataset<ImageItem> for InMemoryImages {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        Ok(ImageItem {
+            pixels: self.images.image(index).to_vec(),
+            label: self.images.labels[index] as usize,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+}
+
+/// Images as a float tensor and their classes as an int tensor.
+#[derive(Debug, Clone)]
+pub struct ImageBatch {
+    /// (batch, C, H, W)
+    pub images: Tensor<4>,
+    /// (batch,)
+    pub targets: Tensor<1, Int>,
+}
+
+/// Stacks items into a batch, mapping each pixel p to `p · scale + offset`:
+/// [0, 1] for classifiers (Keras's `rescale=1/255`), [-1, 1] for the DCGAN.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageBatcher {
+    pub shape: ImageShape,
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl ImageBatcher {
+    /// Pixels to [0, 1].
+    pub fn unit(shape: ImageShape) -> Self {
+        Self {
+            shape,
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+        }
+    }
+
+    /// Pixels to [-1, 1], matching a tanh output.
+    pub fn symmetric(shape: ImageShape) -> Self {
+        Self {
+            shape,
+            scale: 2.0 / 255.0,
+            offset: -1.0,
+        }
+    }
+}
+
+impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
+    fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        let n = items.len();
+        let ImageShape {
+            channels,
+            height,
+            width,
+        } = self.shape;
+        let pixels: Vec<f32> = items
+            .iter()
+            .flat_map(|item| {
+                item.pixels
+                    .iter()
+                    .map(|&p| p as f32 * self.scale + self.offset)
+            })
+            .collect();
+        let labels: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
+        ImageBatch {
+            images: Tensor::from_data(
+                TensorData::new(pixels, [n, channels, height, width]),
+                device,
+            ),
+            targets: Tensor::from_data(TensorData::new(labels, [n]), device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataset::synthetic;
+
+    #[test]
+    fn batches_have_nchw_images_in_range_and_their_labels() {
+        let shape = ImageShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        let images = InMemoryImages::new(synthetic::bars(5, shape, 10, 1));
+        assert_eq!(images.len(), 5);
+        let items: Vec<ImageItem> = (0..3).map(|i| images.get(i).unwrap()).collect();
+        let device = Device::flex();
+        for (batcher, lo, hi) in [
+            (ImageBatcher::unit(shape), 0.0, 1.0),
+            (ImageBatcher::symmetric(shape), -1.0, 1.0),
+        ] {
+            let batch = batcher.batch(items.clone(), &device);
+            assert_eq!(batch.images.dims(), [3, 1, 28, 28]);
+            let values = batch.images.into_data().try_to_vec::<f32>().unwrap();
+            assert!(values.iter().all(|&v| (lo..=hi).contains(&v)));
+            assert!(
+                values.iter().any(|&v| v > hi - 0.25),
+                "bright bars survive scaling"
+            );
+            let targets: Vec<i64> = batch.targets.into_data().iter::<i64>().collect();
+            assert_eq!(targets, [0, 1, 2]);
+        }
+    }
+}
