@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Side by side, alternately, in one run: the Rust TwoLayerNet and the NumPy one (as
-# installed, and single-threaded), each for a few epochs, several rounds. `rust-dense` is
-# the same network with the first layer forced onto the dense GEMM path.
+# installed, and single-threaded), each for a few epochs, several rounds.
 #   DL_DATA_DIR=../shared/data benches/mlp_vs_numpy.sh [rounds] [epochs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +14,6 @@ nproc
 for r in $(seq "$rounds"); do
     echo "--- round $r"
     DL_DATA_DIR=$data $bin "$epochs"
-    DL_DATA_DIR=$data $bin "$epochs" dense
     python3 benches/twolayer_numpy.py "$data/mnist" "$epochs" float32
     echo "(numpy single-threaded:)"
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python3 benches/twolayer_numpy.py "$data/mnist" "$epochs" float32

@@ -1,10 +1,7 @@
 //! Training throughput of the lecture's TwoLayerNet: 784 → 50 ReLU → 10, SGD η 0.1,
 //! batch 100, initial weights 0.01·N(0, 1), one epoch = 600 iterations.
 //!
-//!     DL_DATA_DIR=../shared/data cargo run -p scratch --example bench_twolayer -- [epochs] [dense]
-//!
-//! `dense` adds 1e-12 to every pixel: numerically nothing, but no pixel is exactly zero, so
-//! the first layer takes the dense GEMM path instead of skipping zeros (for comparison).
+//!     DL_DATA_DIR=../shared/data cargo run -p scratch --example bench_twolayer -- [epochs]
 //!
 //! Prints images/s per epoch and the test accuracy at the end; `benches/mlp_vs_numpy.sh`
 //! runs it beside the NumPy version (`benches/twolayer_numpy.py`).
@@ -21,16 +18,12 @@ use scratch::train::{TrainOptions, accuracy, train};
 
 fn main() -> anyhow::Result<()> {
     let epochs: usize = std::env::args().nth(1).map_or(Ok(3), |s| s.parse())?;
-    let dense = std::env::args().nth(2).as_deref() == Some("dense");
     let split = dataset::mnist::load(MnistKind::Digits, &DataDir::from_env())?;
-    let (mut train_set, test_set) = (
+    let (train_set, test_set) = (
         Samples::from_images(&split.train),
         Samples::from_images(&split.test),
     );
-    if dense {
-        train_set.x.mapv_inplace(|v| v + 1e-12);
-    }
-    let label = if dense { "rust-dense " } else { "rust       " };
+    let label = "rust   ";
     let init = Some(Init::Std(0.01));
     let arch = Architecture {
         input: InputShape::MNIST,

@@ -10,7 +10,6 @@ pub mod init;
 pub mod layers;
 pub mod network;
 pub mod optimizer;
-pub mod sparse_rows;
 pub mod spec;
 pub mod train;
 pub mod weights_file;

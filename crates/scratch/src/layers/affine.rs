@@ -3,7 +3,6 @@
 use ndarray::{Array2, Axis};
 
 use crate::gemm::gemm;
-use crate::sparse_rows::SparseRows;
 
 use super::{Layer, Mode, ParamGrad};
 
@@ -14,10 +13,6 @@ pub struct Affine {
     pub b: Array2<f32>,
     pub dw: Array2<f32>,
     pub db: Array2<f32>,
-    /// The last input's non-zeros when it was mostly zeros (MNIST pixels): then forward and
-    /// backward skip the zeros instead of running a dense GEMM.
-    sparse_x: SparseRows,
-    x_is_sparse: bool,
 }
 
 impl Affine {
@@ -28,8 +23,6 @@ impl Affine {
             db: Array2::zeros(b.raw_dim()),
             w,
             b,
-            sparse_x: SparseRows::default(),
-            x_is_sparse: false,
         }
     }
 
@@ -50,12 +43,7 @@ impl Layer for Affine {
             .broadcast((x.nrows(), self.w.ncols()))
             .expect("bias is (1, out)")
             .to_owned();
-        self.x_is_sparse = self.sparse_x.rebuild_if_sparse(&x.view());
-        if self.x_is_sparse {
-            self.sparse_x.matmul_add(&self.w, &mut out);
-        } else {
-            gemm(1.0, x, &self.w, 1.0, &mut out);
-        }
+        gemm(1.0, x, &self.w, 1.0, &mut out);
         out
     }
 
@@ -66,11 +54,7 @@ impl Layer for Affine {
         need_dx: bool,
     ) -> Option<Array2<f32>> {
         // dW = xᵀ·dout (in, out); db = Σ_batch dout; dx = dout·Wᵀ (batch, in).
-        if self.x_is_sparse && self.sparse_x.nrows() == x.nrows() {
-            self.sparse_x.transpose_matmul(dout, &mut self.dw);
-        } else {
-            gemm(1.0, &x.t(), dout, 0.0, &mut self.dw);
-        }
+        gemm(1.0, &x.t(), dout, 0.0, &mut self.dw);
         self.db.assign(&dout.sum_axis(Axis(0)).insert_axis(Axis(0)));
         need_dx.then(|| {
             let mut dx = Array2::zeros(x.raw_dim());
@@ -124,33 +108,5 @@ mod tests {
         layer.b = array![[0.1f32, -0.2, 0.3]];
         check_input_grad(&mut layer, (5, 4), 2);
         check_param_grads(&mut layer, (5, 4), 3);
-    }
-
-    #[test]
-    fn mostly_zero_inputs_give_the_same_results_through_the_sparse_path() {
-        use crate::gradcheck::random_matrix;
-        use rand::SeedableRng;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let mut x = random_matrix((6, 30), &mut rng);
-        x.mapv_inplace(|v| if v > 1.0 { v } else { 0.0 }); // ~16% non-zero
-        let dout = random_matrix((6, 4), &mut rng);
-        let mut layer = crate::init::affine(30, 4, crate::init::Init::Std(0.5), 6);
-        let y = layer.forward(&x, Mode::Train);
-        let dx = layer.backward(&x, &dout, true).unwrap();
-        assert!(
-            (&y - &(x.dot(&layer.w) + &layer.b))
-                .iter()
-                .all(|d| d.abs() < 1e-5)
-        );
-        assert!(
-            (&layer.dw - &x.t().dot(&dout))
-                .iter()
-                .all(|d| d.abs() < 1e-5)
-        );
-        assert!(
-            (&dx - &dout.dot(&layer.w.t()))
-                .iter()
-                .all(|d| d.abs() < 1e-5)
-        );
     }
 }
