@@ -157,14 +157,6 @@ fn md5_of_gunzipped(f: &mut File) -> std::io::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// MD5 of a file on disk, as lowercase hex.
-pub fn md5_file(path: &Path) -> Result<String> {
-    let mut f = BufReader::new(File::open(path).map_err(io_err(path))?);
-    let mut hasher = Md5::new();
-    std::io::copy(&mut f, &mut hasher).map_err(io_err(path))?;
-    Ok(hex(&hasher.finalize()))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -70,16 +70,27 @@ enum DatasetName {
 
 impl DataArgs {
     fn load(&self) -> Result<(Samples, Samples)> {
+        self.load_limited(None, None)
+    }
+
+    /// The data set, keeping only the first `train_limit` / `test_limit` images if given.
+    fn load_limited(
+        &self,
+        train_limit: Option<usize>,
+        test_limit: Option<usize>,
+    ) -> Result<(Samples, Samples)> {
         let kind = match self.dataset {
             DatasetName::Mnist => MnistKind::Digits,
             DatasetName::Fashion => MnistKind::Fashion,
         };
         let dirs = DataDir::new(self.data_dir.clone()).with_download(!self.offline);
         let split = dataset::mnist::load(kind, &dirs)?;
-        Ok((
-            Samples::from_images(&split.train),
-            Samples::from_images(&split.test),
-        ))
+        let keep = |images: dataset::LabelledImages, limit: Option<usize>| match limit {
+            Some(n) => images.truncate(n),
+            None => images,
+        };
+        let (train, test) = (keep(split.train, train_limit), keep(split.test, test_limit));
+        Ok((Samples::from_images(&train), Samples::from_images(&test)))
     }
 }
 
@@ -348,13 +359,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .or_else(|| args.resume.clone())
         .unwrap_or_else(|| Path::new("runs/scratch").join(format!("{cfg_name}.safetensors")));
 
-    let (mut train_set, mut test_set) = args.data.load()?;
-    if let Some(n) = args.train_limit {
-        train_set = limit(train_set, n);
-    }
-    if let Some(n) = args.test_limit {
-        test_set = limit(test_set, n);
-    }
+    let (train_set, test_set) = args.data.load_limited(args.train_limit, args.test_limit)?;
     let mut opt = optimizer::build(&opt_spec);
     println!(
         "network {}; {opt_spec:?}; batch {batch_size}; {} train / {} test images",
@@ -410,15 +415,6 @@ fn train_command(args: TrainArgs) -> Result<()> {
     }
     println!("saved weights to {}", out.display());
     Ok(())
-}
-
-fn limit(s: Samples, n: usize) -> Samples {
-    let n = n.min(s.len());
-    Samples {
-        x: s.x.slice(ndarray::s![..n, ..]).to_owned(),
-        labels: s.labels[..n].to_vec(),
-        ..s
-    }
 }
 
 fn describe(arch: &Architecture) -> String {
