@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use e2e::{binary, run, text};
+use e2e::{binary, one_line_error, run, text};
 
 fn keraslike() -> std::path::PathBuf {
     binary("keraslike", "keraslike")
@@ -56,9 +56,7 @@ fn summary_of_a_bad_config_is_one_clear_line() {
         None,
         &[],
     );
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&out);
     assert!(
         err.contains("bad.toml") && err.contains("layer 1 (Dense)"),
         "{err}"

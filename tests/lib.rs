@@ -50,3 +50,17 @@ pub fn run(bin: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &Path)]
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Asserts that a command failed with exactly one line on stderr, starting `error:`, and
+/// returns that line.
+pub fn one_line_error(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "the command succeeded: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error:"), "{err}");
+    err
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use e2e::{binary, run, text};
+use e2e::{binary, one_line_error, run, text};
 
 fn scratch() -> std::path::PathBuf {
     binary("scratch", "scratch")
@@ -77,10 +77,7 @@ fn predict_rejects_bad_indices_with_one_line() {
             Some(&format!("{bad}\n")),
             &with_data(dir.path()),
         );
-        assert!(!out.status.success(), "{bad:?} accepted");
-        let err = text(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.starts_with("error:"), "{err}");
+        one_line_error(&out);
     }
 }
 
@@ -182,9 +179,7 @@ fn bad_weights_and_missing_data_are_one_line_errors() {
         None,
         &[],
     );
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&out);
     assert!(err.contains("mnist"), "{err}");
 }
 

@@ -305,18 +305,6 @@ impl ModelConfig {
         }
         Ok(infos)
     }
-
-    /// Number of classes the model outputs (its last layer must be flat).
-    pub fn classes(&self) -> Result<usize> {
-        match self.infer()?.last().map(|l| l.output) {
-            Some(Shape::Flat(n)) => Ok(n),
-            Some(s) => bail!(
-                "the model ends with an image-shaped output {}; end it with Dense",
-                s.keras()
-            ),
-            None => bail!("the model has no layers"),
-        }
-    }
 }
 
 /// Keras's default layer names: `conv2d`, `conv2d_1`, `max_pooling2d`, `dense_1`, ...

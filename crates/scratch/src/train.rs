@@ -169,6 +169,36 @@ mod tests {
         ))
     }
 
+    /// Trains `net` with SGD on generated digits (`sizes` = train, test images); `stop`
+    /// sets the stop flag before the first step.
+    fn fit(
+        net: &mut Network,
+        lr: f32,
+        epochs: usize,
+        batch_size: usize,
+        seed: u64,
+        sizes: (usize, usize),
+        stop: bool,
+    ) -> TrainOutcome {
+        let options = TrainOptions {
+            epochs,
+            batch_size,
+            seed,
+            first_epoch: 0,
+            progress: false,
+        };
+        let (train_set, test_set) = (data(sizes.0, 1), data(sizes.1, 2));
+        train(
+            net,
+            &mut Sgd { lr },
+            &train_set,
+            &test_set,
+            &options,
+            &AtomicBool::new(stop),
+            |_| {},
+        )
+    }
+
     fn run(seed: u64) -> (Vec<EpochStats>, Network) {
         let arch = Architecture {
             input: InputShape::MNIST,
@@ -186,22 +216,7 @@ mod tests {
             ],
         };
         let mut net = Network::new(&arch, seed).unwrap();
-        let options = TrainOptions {
-            epochs: 3,
-            batch_size: 20,
-            seed,
-            first_epoch: 0,
-            progress: false,
-        };
-        let out = train(
-            &mut net,
-            &mut Sgd { lr: 0.5 },
-            &data(600, 1),
-            &data(200, 2),
-            &options,
-            &AtomicBool::new(false),
-            |_| {},
-        );
+        let out = fit(&mut net, 0.5, 3, 20, seed, (600, 200), false);
         (out.epochs, net)
     }
 
@@ -237,22 +252,7 @@ mod tests {
             }],
         };
         let mut net = Network::new(&arch, 1).unwrap();
-        let options = TrainOptions {
-            epochs: 5,
-            batch_size: 10,
-            seed: 1,
-            first_epoch: 0,
-            progress: false,
-        };
-        let out = train(
-            &mut net,
-            &mut Sgd { lr: 0.1 },
-            &data(100, 1),
-            &data(10, 2),
-            &options,
-            &AtomicBool::new(true),
-            |_| {},
-        );
+        let out = fit(&mut net, 0.1, 5, 10, 1, (100, 10), true);
         assert!(out.interrupted);
         assert!(out.epochs.is_empty());
     }
