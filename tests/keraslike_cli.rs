@@ -79,3 +79,291 @@ fn backends_reports_cpu_backends_and_wgpu_without_panicking() {
         text(&out.stderr)
     );
 }
+
+/// A small CNN, quick to train on the generated bars.
+const SMALL_CNN: &str = "input = [1, 28, 28]\n\
+    [[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 3\nstrides = 2\nactivation = \"relu\"\n\
+    [[layers]]\ntype = \"MaxPooling2D\"\npool_size = 2\n\
+    [[layers]]\ntype = \"Flatten\"\n\
+    [[layers]]\ntype = \"Dense\"\nunits = 10\nactivation = \"softmax\"\n\
+    [compile]\noptimizer = \"adam\"\nlearning_rate = 0.01\n";
+
+fn lines_of(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .count()
+}
+
+#[test]
+fn mnist_trains_resumes_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset::synthetic::write_mnist_dir(&data.join("mnist"), 600, 200, true, 3).unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, SMALL_CNN).unwrap();
+    let out = dir.path().join("run");
+    let (config, out_s) = (config.to_str().unwrap(), out.to_str().unwrap());
+    let train = |extra: &[&str]| {
+        let mut args = vec!["mnist", "--config", config, "--out", out_s, "--offline"];
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &[("DL_DATA_DIR", &data)])
+    };
+
+    let first = train(&["--epochs", "2"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let s = text(&first.stdout);
+    for expected in [
+        "Epoch 1/2",
+        "Epoch 2/2",
+        "val_acc",
+        "Test accuracy",
+        "Confusion",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in\n{s}");
+    }
+    for file in ["model.bpk", "model.toml", "history.csv", "confusion.csv"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    assert_eq!(lines_of(&out.join("history.csv")), 3);
+    // The bars are easy: the test accuracy line must show it learned.
+    let acc: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Test accuracy: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a test accuracy line");
+    assert!(acc > 0.9, "test accuracy {acc}\n{s}");
+
+    // Starting again into the same folder would overwrite the run: refused, nothing touched.
+    let history_before = std::fs::read(out.join("history.csv")).unwrap();
+    let err = one_line_error(&train(&["--epochs", "2"]));
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("history.csv")).unwrap(),
+        history_before
+    );
+
+    let resumed = train(&["--epochs", "3", "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let s = text(&resumed.stdout);
+    assert!(
+        s.contains("Resuming from epoch 2") && s.contains("Epoch 3/3"),
+        "{s}"
+    );
+    assert_eq!(lines_of(&out.join("history.csv")), 4);
+
+    let model = out.join("model.bpk");
+    let model_s = model.to_str().unwrap();
+    let eval = run(
+        &keraslike(),
+        &["evaluate", "--model", model_s, "--offline"],
+        None,
+        &[("DL_DATA_DIR", &data)],
+    );
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let s = text(&eval.stdout);
+    assert!(
+        s.contains("200 test images") && s.contains("Test accuracy"),
+        "{s}"
+    );
+
+    // A stroke as a user would draw it: dark on white paper, any size.
+    let png = dir.path().join("digit.png");
+    let mut img = image::GrayImage::from_pixel(56, 40, image::Luma([250]));
+    for y in 6..34 {
+        for x in 24..30 {
+            img.put_pixel(x, y, image::Luma([20]));
+        }
+    }
+    img.save(&png).unwrap();
+    let pred = run(
+        &keraslike(),
+        &["predict", "--model", model_s, png.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(pred.status.success(), "{}", text(&pred.stderr));
+    let s = text(&pred.stdout);
+    // One line: the file, the predicted class, then all ten probabilities.
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert!(s.starts_with(png.to_str().unwrap()), "{s}");
+    assert_eq!(
+        s.matches(": 0.").count() + s.matches(": 1.0").count(),
+        10,
+        "{s}"
+    );
+
+    let missing = run(
+        &keraslike(),
+        &["predict", "--model", model_s, "nope.png"],
+        None,
+        &[],
+    );
+    assert!(one_line_error(&missing).contains("nope.png"));
+}
+
+#[test]
+fn evaluate_and_predict_report_missing_models_in_one_line() {
+    let out = run(
+        &keraslike(),
+        &["evaluate", "--model", "no/such/model.bpk", "--offline"],
+        None,
+        &[],
+    );
+    assert!(one_line_error(&out).contains("no/such/model.bpk"));
+}
+
+/// A small CNN for 24×20 colour images of two classes.
+const SMALL_FACE_CNN: &str = "input = [3, 24, 20]\n\
+    [[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 3\npadding = \"same\"\nactivation = \"relu\"\n\
+    [[layers]]\ntype = \"MaxPooling2D\"\npool_size = 2\n\
+    [[layers]]\ntype = \"Flatten\"\n\
+    [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n\
+    [compile]\noptimizer = \"adam\"\nlearning_rate = 0.01\n";
+
+/// `root/{train,test}/{nonsmile,smile}` of generated bar images, plus in train/ a few of
+/// other sizes and modes (grey PNG, RGBA PNG, JPEG) that the loader must take as they are.
+fn face_folders(root: &Path) {
+    let classes = ["nonsmile", "smile"];
+    dataset::synthetic::write_image_folder(&root.join("train"), &classes, 60, (20, 24), 1).unwrap();
+    dataset::synthetic::write_image_folder(&root.join("test"), &classes, 20, (20, 24), 2).unwrap();
+    let odd = root.join("train/smile");
+    image::GrayImage::from_pixel(50, 31, image::Luma([90]))
+        .save(odd.join("grey.png"))
+        .unwrap();
+    image::RgbaImage::from_pixel(13, 17, image::Rgba([10, 200, 30, 128]))
+        .save(odd.join("alpha.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(64, 48, image::Rgb([200, 100, 50]))
+        .save(root.join("train/nonsmile/photo.jpg"))
+        .unwrap();
+}
+
+#[test]
+fn face_trains_from_image_folders_and_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    face_folders(&data);
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, SMALL_FACE_CNN).unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "face",
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "5",
+        "--validation-steps",
+        "2",
+        "--batch-size",
+        "16",
+    ];
+    let run_out = run(&keraslike(), &args, None, &[]);
+    assert!(run_out.status.success(), "{}", text(&run_out.stderr));
+    let s = text(&run_out.stdout);
+    for expected in [
+        "Found 123 images belonging to 2 classes.",
+        "Found 40 images belonging to 2 classes.",
+        "class_indices: {'nonsmile': 0, 'smile': 1}",
+        "Epoch 3/3",
+        "40 test images",
+        "smile: precision",
+    ] {
+        assert!(s.contains(expected), "missing {expected:?} in\n{s}");
+    }
+    assert_eq!(lines_of(&out.join("history.csv")), 4);
+    let acc: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Test accuracy: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a test accuracy line");
+    assert!(acc >= 0.8, "test accuracy {acc}\n{s}");
+
+    let model = out.join("model.bpk");
+    let eval = run(
+        &keraslike(),
+        &["evaluate", "--model", model.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    assert!(text(&eval.stdout).contains("Test accuracy"));
+
+    // Any size and mode: the model resizes as it was trained.
+    let photo = data.join("train/nonsmile/photo.jpg");
+    let grey = data.join("train/smile/grey.png");
+    let pred = run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            photo.to_str().unwrap(),
+            grey.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(pred.status.success(), "{}", text(&pred.stderr));
+    let s = text(&pred.stdout);
+    assert_eq!(s.lines().count(), 2, "{s}");
+    assert!(s.lines().all(|l| l.contains("smile: ")), "{s}");
+}
+
+#[test]
+fn face_rejects_bad_folders_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    let face = |data: &Path| {
+        run(
+            &keraslike(),
+            &[
+                "face",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                dir.path().join("run").to_str().unwrap(),
+            ],
+            None,
+            &[],
+        )
+    };
+    // No test/.
+    dataset::synthetic::write_image_folder(
+        &data.join("train"),
+        &["nonsmile", "smile"],
+        2,
+        (8, 8),
+        1,
+    )
+    .unwrap();
+    let err = one_line_error(&face(&data));
+    assert!(err.contains("test") && err.contains("missing"), "{err}");
+    // Different classes in test/.
+    dataset::synthetic::write_image_folder(
+        &data.join("test"),
+        &["nonsmile", "smiling"],
+        2,
+        (8, 8),
+        1,
+    )
+    .unwrap();
+    let err = one_line_error(&face(&data));
+    assert!(err.contains("smiling"), "{err}");
+    // An unreadable image.
+    std::fs::remove_dir_all(data.join("test/smiling")).unwrap();
+    dataset::synthetic::write_image_folder(&data.join("test"), &["smile"], 2, (8, 8), 1).unwrap();
+    std::fs::write(data.join("train/smile/broken.png"), b"not an image").unwrap();
+    let err = one_line_error(&face(&data));
+    assert!(err.contains("broken.png"), "{err}");
+    assert!(
+        !dir.path().join("run").exists(),
+        "nothing written before training"
+    );
+}

@@ -31,6 +31,8 @@ pub enum DatasetError {
         searched: String,
         reason: String,
     },
+    #[error("{path}: cannot draw chart: {reason}")]
+    Chart { path: PathBuf, reason: String },
     #[error("download of {url} failed: {reason}")]
     Download { url: String, reason: String },
     #[error(

@@ -184,11 +184,7 @@ impl ImageFolder {
 
     /// Images per class, in class-index order.
     pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.classes.len()];
-        for item in self.items.iter() {
-            counts[item.class] += 1;
-        }
-        counts
+        count_classes(&self.items, self.classes.len())
     }
 
     /// What Keras prints: "Found 10532 images belonging to 2 classes."
@@ -198,6 +194,39 @@ impl ImageFolder {
             self.len(),
             self.classes.len()
         )
+    }
+
+    /// Reads every image's header (in parallel), so files that are not images fail before
+    /// training rather than in the middle of it. Unreadable files are an error naming the
+    /// first one, or, with `skip_invalid`, dropped with a warning each.
+    pub fn check_headers(mut self) -> Result<Self> {
+        let verdicts: Vec<Result<()>> = self
+            .items
+            .par_iter()
+            .map(|item| read_header(&item.path))
+            .collect();
+        let mut kept = Vec::with_capacity(self.items.len());
+        for (item, verdict) in self.items.iter().zip(verdicts) {
+            match verdict {
+                Ok(()) => kept.push(item.clone()),
+                Err(e) if self.options.skip_invalid => eprintln!("warning: skipping {e}"),
+                Err(e) => return Err(e),
+            }
+        }
+        for (class, count) in self
+            .classes
+            .iter()
+            .zip(count_classes(&kept, self.classes.len()))
+        {
+            if count == 0 {
+                return Err(DatasetError::BadFolder {
+                    path: self.root.join(class),
+                    reason: "class folder has no readable images".into(),
+                });
+            }
+        }
+        self.items = Arc::new(kept);
+        Ok(self)
     }
 
     /// Decodes image `i` as u8 (C, H, W).
@@ -361,6 +390,28 @@ fn decode_or_skip(
         }
         Err(e) => Err(e),
     }
+}
+
+fn count_classes(items: &[FolderItem], classes: usize) -> Vec<usize> {
+    let mut counts = vec![0; classes];
+    for item in items {
+        counts[item.class] += 1;
+    }
+    counts
+}
+
+/// Reads the format and size from the file's first bytes.
+fn read_header(path: &Path) -> Result<()> {
+    image::ImageReader::open(path)
+        .map_err(io_err(path))?
+        .with_guessed_format()
+        .map_err(io_err(path))?
+        .into_dimensions()
+        .map_err(|e| DatasetError::BadImage {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(())
 }
 
 /// Decodes, resizes and converts one image to u8 (C, H, W).
@@ -582,6 +633,30 @@ mod tests {
         .unwrap();
         let n: usize = skipping.batches(4, None, 0).map(|b| b.unwrap().len()).sum();
         assert_eq!(n, 6);
+
+        // The header check finds them before any decoding; skipping drops both.
+        let err = folder.clone().check_headers().unwrap_err().to_string();
+        assert!(err.contains("broken.jpg"), "{err}");
+        assert_eq!(skipping.clone().check_headers().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn header_check_rejects_a_class_left_without_images() {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_image_folder(dir.path(), &["a", "b"], 2, (8, 8), 5).unwrap();
+        for entry in std::fs::read_dir(dir.path().join("b")).unwrap() {
+            std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+        }
+        let folder = ImageFolder::open(
+            dir.path(),
+            FolderOptions {
+                skip_invalid: true,
+                ..options(8, 8)
+            },
+        )
+        .unwrap();
+        let err = folder.check_headers().unwrap_err().to_string();
+        assert!(err.contains("no readable images"), "{err}");
     }
 
     #[test]

@@ -1,22 +1,28 @@
 //! Data loading for the course's exercises.
 //!
 //! - [`mnist`]: MNIST and Fashion-MNIST IDX files, gzip or raw ([`idx`] reads the format).
+//! - [`augment`]: random flips, shifts, rotations and zooms (Keras `ImageDataGenerator`).
 //! - [`cifar`]: CIFAR-10 binary batches, or the same as an image folder.
 //! - [`image_folder`]: Keras `flow_from_directory` folders, streamed in batches.
+//! - [`digit_image`]: any photo or drawing of a digit as a 28×28 MNIST-style input.
 //! - [`download`]: checksummed, atomic downloads into the data directory.
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
+//! - [`output`]: atomic file writes and line charts shared by both halves' results.
 //! - [`synthetic`]: small generated data sets for tests.
 //!
 //! Every loader returns a [`DatasetError`] naming the file at fault; none panics on bad input.
 
+pub mod augment;
 pub mod cifar;
 pub mod data_dir;
+pub mod digit_image;
 pub mod download;
 pub mod error;
 pub mod idx;
 pub mod image_folder;
 pub mod labelled;
 pub mod mnist;
+pub mod output;
 pub mod synthetic;
 
 pub use data_dir::{DATA_DIR_ENV, DataDir};

@@ -1,11 +1,15 @@
 //! The dataset crate's in-memory images (MNIST, CIFAR-10) as burn datasets and batches.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use dataset::{ImageShape, LabelledImages};
+use dataset::augment::Augmentation;
+use dataset::{ImageFolder, ImageShape, LabelledImages};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 /// One image: u8 pixels (C, H, W) and its class.
 #[derive(Debug, Clone)]
@@ -46,6 +50,81 @@ impl Dataset<ImageItem> for InMemoryImages {
 
     fn len(&self) -> usize {
         self.images.len()
+    }
+}
+
+/// A burn `Dataset` over an image folder: only paths are held; each `get` decodes,
+/// resizes and converts one file (burn's loader workers run these in parallel), so the
+/// images are never all in memory.
+#[derive(Debug, Clone)]
+pub struct FolderImages {
+    folder: ImageFolder,
+}
+
+impl FolderImages {
+    pub fn new(folder: ImageFolder) -> Self {
+        Self { folder }
+    }
+
+    pub fn folder(&self) -> &ImageFolder {
+        &self.folder
+    }
+}
+
+impl Dataset<ImageItem> for FolderImages {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        let (pixels, _) = self.folder.decode(index).map_err(DatasetError::new)?;
+        Ok(ImageItem {
+            pixels,
+            label: self.folder.items()[index].class,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.folder.len()
+    }
+}
+
+/// Training images through random augmentation (identity when none is set). Each `get`
+/// draws from its own generator, seeded by the run's seed, the index and a call counter,
+/// so every epoch sees different variants.
+pub struct AugmentedImages<D> {
+    inner: D,
+    shape: ImageShape,
+    augmentation: Augmentation,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl<D> AugmentedImages<D> {
+    pub fn new(inner: D, shape: ImageShape, augmentation: Augmentation, seed: u64) -> Self {
+        Self {
+            inner,
+            shape,
+            augmentation,
+            seed,
+            calls: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<D: Dataset<ImageItem>> Dataset<ImageItem> for AugmentedImages<D> {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        let mut item = self.inner.get(index)?;
+        if !self.augmentation.is_identity() {
+            let call = self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut rng = StdRng::seed_from_u64(
+                self.seed
+                    ^ (index as u64).rotate_left(32)
+                    ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            item.pixels = self.augmentation.apply(&item.pixels, self.shape, &mut rng);
+        }
+        Ok(item)
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
     }
 }
 
@@ -145,5 +224,36 @@ mod tests {
             let targets: Vec<i64> = batch.targets.into_data().iter::<i64>().collect();
             assert_eq!(targets, [0, 1, 2]);
         }
+    }
+
+    #[test]
+    fn folder_images_decode_on_demand_and_augmentation_varies_per_call() {
+        let dir = tempfile::tempdir().unwrap();
+        dataset::synthetic::write_image_folder(dir.path(), &["a", "b"], 3, (10, 8), 4).unwrap();
+        let folder = ImageFolder::open(
+            dir.path(),
+            dataset::FolderOptions {
+                target_size: Some((8, 10)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let images = FolderImages::new(folder);
+        assert_eq!(images.len(), 6);
+        let item = images.get(4).unwrap();
+        assert_eq!(item.pixels.len(), 3 * 8 * 10);
+        assert_eq!(item.label, 1);
+
+        let shape = ImageShape {
+            channels: 3,
+            height: 8,
+            width: 10,
+        };
+        let plain = AugmentedImages::new(images.clone(), shape, Augmentation::default(), 1);
+        assert_eq!(plain.get(4).unwrap().pixels, item.pixels);
+        let augmented = AugmentedImages::new(images, shape, Augmentation::mild(), 1);
+        let variants: std::collections::HashSet<Vec<u8>> =
+            (0..8).map(|_| augmented.get(4).unwrap().pixels).collect();
+        assert!(variants.len() > 1, "eight draws gave one variant");
     }
 }

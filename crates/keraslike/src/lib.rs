@@ -1,7 +1,14 @@
 //! The course's Keras exercises on burn: models described like Keras `Sequential`s, with
-//! Keras's summary; backends chosen at run time.
+//! Keras's summary, `fit` with a history, `evaluate`, `predict`, save and load; backends
+//! chosen at run time.
 
 pub mod backend;
 pub mod data;
+pub mod evaluate;
+pub mod fit;
+pub mod history;
 pub mod model;
 pub mod model_config;
+pub mod optimizer;
+pub mod renderer;
+pub mod saved_model;

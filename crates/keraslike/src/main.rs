@@ -1,23 +1,29 @@
 //! `keraslike`: the course's Keras exercises on burn.
-//!
-//! This version has the model description and its Keras-style summary, and checks the
-//! backends; training (mnist, face, dcgan) comes next.
 
-use std::path::PathBuf;
+mod commands;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::module::Module;
 use clap::{Parser, Subcommand};
 
+use commands::DataArgs;
+use commands::face::FaceArgs;
+use commands::mnist::MnistArgs;
 use keraslike::backend::{self, Backend};
-use keraslike::model;
+use keraslike::model::Sequential;
 use keraslike::model_config::{ModelConfig, summary_table};
 
 #[derive(Parser)]
 #[command(
     name = "keraslike",
     version,
-    about = "The course's Keras exercises on the burn framework"
+    about = "The course's Keras exercises on the burn framework",
+    long_about = "The course's Keras exercises on the burn framework.\n\n\
+        Models are Keras-style Sequential stacks described in TOML (see configs/); \
+        training writes history.csv, loss.png, acc.png, checkpoints and the model \
+        into --out."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +42,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Flex)]
         backend: Backend,
     },
+    /// Exercise B1: train a CNN on MNIST, validating on the test set after every epoch.
+    Mnist(MnistArgs),
+    /// Exercise B2: train the smile / non-smile classifier on image folders
+    /// (DIR/train/<class>/*, DIR/test/<class>/*), as Keras's flow_from_directory reads them.
+    Face(FaceArgs),
+    /// Loss, accuracy and confusion matrix of a saved model on its test set.
+    Evaluate {
+        /// The model file written by training (`model.bpk`; its `model.toml` beside it).
+        #[arg(long)]
+        model: PathBuf,
+        /// For image-folder models: the folder holding test/ [default: the one trained on].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        data_args: DataArgs,
+        #[arg(long, value_enum, default_value_t = Backend::Flex)]
+        backend: Backend,
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+    },
+    /// Class probabilities of a saved model for each image file.
+    Predict {
+        /// The model file written by training (`model.bpk`; its `model.toml` beside it).
+        #[arg(long)]
+        model: PathBuf,
+        /// PNG, JPEG, BMP, GIF or WebP files. MNIST models see them as MNIST digits (grey,
+        /// white on black, centred); others resized to the model's input.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Backend::Flex)]
+        backend: Backend,
+    },
     /// Check which burn backends work on this machine (a small matrix product on each; the
     /// GPU adapter is probed without panicking).
     Backends,
@@ -44,6 +82,26 @@ enum Command {
 fn main() {
     let result = match Cli::parse().command {
         Command::Summary { config, backend } => summary(&config, backend),
+        Command::Mnist(args) => commands::mnist::run(args),
+        Command::Face(args) => commands::face::run(args),
+        Command::Evaluate {
+            model,
+            data,
+            data_args,
+            backend,
+            batch_size,
+        } => commands::saved::evaluate_command(
+            &model,
+            data.as_ref(),
+            &data_args,
+            backend,
+            batch_size,
+        ),
+        Command::Predict {
+            model,
+            images,
+            backend,
+        } => commands::saved::predict(&model, &images, backend),
         Command::Backends => {
             for b in [Backend::Flex, Backend::Ndarray, Backend::Wgpu] {
                 match backend::device(b).and_then(|d| backend::smoke_test(&d)) {
@@ -60,7 +118,7 @@ fn main() {
     }
 }
 
-fn summary(path: &std::path::Path, backend: Backend) -> Result<()> {
+fn summary(path: &Path, backend: Backend) -> Result<()> {
     let config = ModelConfig::load(path)?;
     let infos = config
         .infer()
@@ -70,7 +128,7 @@ fn summary(path: &std::path::Path, backend: Backend) -> Result<()> {
         .map_or("sequential".into(), |s| s.to_string_lossy().into_owned());
     print!("{}", summary_table(&title, &infos));
     let device = backend::device(backend)?;
-    let built = model::Sequential::new(&config, &device)?.num_params();
+    let built = Sequential::new(&config, &device)?.num_params();
     let trainable: usize = infos.iter().map(|l| l.trainable).sum();
     anyhow::ensure!(
         built == trainable,

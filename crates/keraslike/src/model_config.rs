@@ -19,6 +19,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::optimizer::OptimizerKind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
@@ -126,13 +128,41 @@ impl LayerConfig {
     }
 }
 
-/// A model file: the input shape and the layers.
+/// A model file: the input shape and the layers, and optionally how to train it
+/// (Keras's `compile` and `fit` arguments; command-line flags override them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// (channels, height, width)
     pub input: [usize; 3],
     pub layers: Vec<LayerConfig>,
+    #[serde(default)]
+    pub compile: CompileConfig,
+    #[serde(default)]
+    pub fit: FitConfig,
+}
+
+/// `model.compile(optimizer=...)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompileConfig {
+    pub optimizer: Option<OptimizerKind>,
+    pub learning_rate: Option<f64>,
+}
+
+/// `model.fit(...)` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FitConfig {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Train on the first N training images only (to show over-fitting).
+    pub train_limit: Option<usize>,
+    /// Batches per epoch, cycling through the data (Keras `steps_per_epoch`).
+    pub steps_per_epoch: Option<usize>,
+    /// Validation batches per epoch (Keras `validation_steps`).
+    pub validation_steps: Option<usize>,
+    pub seed: Option<u64>,
 }
 
 /// The shape of the activations between layers (batch dimension left out).

@@ -5,7 +5,6 @@
 pub mod data;
 pub mod gates;
 pub mod gemm;
-pub mod image_input;
 pub mod init;
 pub mod layers;
 pub mod network;

@@ -13,13 +13,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
+use dataset::digit_image;
 use scratch::data::Samples;
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::{Network, argmax};
 use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec};
 use scratch::train::{TrainOptions, accuracy, confusion_matrix, train};
 use scratch::weights_file::{self, Provenance};
-use scratch::{gates, image_input, optimizer};
+use scratch::{gates, optimizer};
 
 #[derive(Parser)]
 #[command(
@@ -225,7 +226,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     }
     if let Some(path) = &args.image {
         let x =
-            Array2::from_shape_vec((1, 784), image_input::mnist_input(path)?).expect("784 values");
+            Array2::from_shape_vec((1, 784), digit_image::mnist_input(path)?).expect("784 values");
         let probs = softmax_rows(&net.predict(&x, Mode::Eval));
         let p = probs.as_slice().expect("row-major");
         println!("{}: {}", path.display(), argmax(p));

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use image::{GrayImage, imageops::FilterType};
+
+use crate::error::{DatasetError, Result};
 
 pub const SIDE: usize = 28;
 const BOX: u32 = 20;
@@ -18,16 +19,19 @@ const INK_FRACTION: f32 = 0.2;
 
 /// Loads `path` and returns 784 values in [0, 1], row-major, white digit on black.
 pub fn mnist_input(path: &Path) -> Result<Vec<f32>> {
-    let img =
-        image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
-    let grey = img.to_luma8();
-    to_mnist(&grey).with_context(|| format!("{}: no digit found", path.display()))
+    let bad = |reason: String| DatasetError::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let img = image::open(path).map_err(|e| bad(e.to_string()))?;
+    to_mnist(&img.to_luma8()).map_err(|why| bad(format!("no digit found: {why}")))
 }
 
-pub fn to_mnist(grey: &GrayImage) -> Result<Vec<f32>> {
+/// The same for an image already in memory; `Err` says why no digit was found.
+pub fn to_mnist(grey: &GrayImage) -> std::result::Result<Vec<f32>, &'static str> {
     let (w, h) = grey.dimensions();
     if w == 0 || h == 0 {
-        bail!("the image is empty");
+        return Err("the image is empty");
     }
     let border: Vec<u8> = grey
         .enumerate_pixels()
@@ -46,7 +50,7 @@ pub fn to_mnist(grey: &GrayImage) -> Result<Vec<f32>> {
     }
     let max = ink.pixels().map(|p| p[0]).max().unwrap_or(0);
     if max == 0 {
-        bail!("the image is blank");
+        return Err("the image is blank");
     }
     let threshold = (max as f32 * INK_FRACTION) as u8;
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);

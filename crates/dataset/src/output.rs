@@ -1,0 +1,258 @@
+//! Writing results: files replaced atomically, and line charts of training curves.
+//!
+//! Both halves of the project (scratch and keraslike) write histories and plots; they
+//! share this module so the files look the same whichever trained the model.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+use crate::error::{DatasetError, Result};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder renamed over the
+/// target, so an interrupted write never leaves a half-written or destroyed file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source: std::io::Error| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    // Temporary files are private (0600); results are ordinary files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// One line of a chart: a label for the legend and (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart like the course's matplotlib figures: title, labelled axes, a legend.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub curves: Vec<Curve>,
+}
+
+/// Environment variable naming a TrueType font for chart text, when the usual system
+/// fonts are not installed.
+pub const FONT_ENV: &str = "DL_PLOT_FONT";
+
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// Registers a system font with plotters once; `Err` says where we looked.
+fn ensure_font() -> std::result::Result<(), String> {
+    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut candidates: Vec<PathBuf> = std::env::var_os(FONT_ENV)
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        candidates.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
+        for path in &candidates {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            // plotters keeps registered fonts for the life of the program.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "no TrueType font found for chart text (set {FONT_ENV}=/path/to/font.ttf)"
+        ))
+    })
+    .clone()
+}
+
+/// Whether charts can be drawn here (a font for their text was found).
+pub fn font_available() -> bool {
+    ensure_font().is_ok()
+}
+
+const WIDTH: u32 = 800;
+const HEIGHT: u32 = 560;
+
+/// Draws `chart` and writes it to `path` as PNG, atomically.
+pub fn write_line_chart(path: &Path, chart: &LineChart) -> Result<()> {
+    let fail = |reason: String| DatasetError::Chart {
+        path: path.to_path_buf(),
+        reason,
+    };
+    ensure_font().map_err(fail)?;
+    let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(&mut rgb, chart).map_err(|e| fail(e.to_string()))?;
+    let image = image::RgbImage::from_raw(WIDTH, HEIGHT, rgb)
+        .ok_or_else(|| fail("buffer size mismatch".into()))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| fail(e.to_string()))?;
+    write_atomic(path, &png)
+}
+
+/// The data's range padded by 5% (a flat line still gets a visible band).
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3 * hi.abs().max(1.0));
+    (lo - pad, hi + pad)
+}
+
+fn draw<'a>(
+    rgb: &'a mut [u8],
+    chart: &LineChart,
+) -> std::result::Result<(), Box<dyn std::error::Error + 'a>> {
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points = || chart.curves.iter().flat_map(|c| c.points.iter());
+    let (x0, x1) = padded_range(points().map(|p| p.0));
+    let (y0, y1) = padded_range(points().map(|p| p.1));
+    let mut ctx = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    // Epochs are whole numbers: label only integral ticks.
+    let integral = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{}", x.round())
+        } else {
+            String::new()
+        }
+    };
+    let span = (x1 - x0).ceil() as usize;
+    ctx.configure_mesh()
+        .x_labels(span.clamp(2, 12) + 1)
+        .x_label_formatter(&integral)
+        .light_line_style(WHITE.mix(0.0))
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()?;
+    // matplotlib's first colours: blue for training, orange for validation.
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    for (i, curve) in chart.curves.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        let pts: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
+        ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(curve.label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        ctx.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    ctx.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.csv");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let entries = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(entries, 1);
+    }
+
+    #[test]
+    fn line_chart_is_a_png_with_drawn_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.png");
+        let chart = LineChart {
+            title: "model loss".into(),
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            curves: vec![
+                Curve {
+                    label: "train".into(),
+                    points: vec![(1.0, 0.9), (2.0, 0.5), (3.0, 0.3)],
+                },
+                Curve {
+                    label: "validation".into(),
+                    points: vec![(1.0, 0.8), (2.0, f64::NAN), (3.0, 0.45)],
+                },
+            ],
+        };
+        match write_line_chart(&path, &chart) {
+            Ok(()) => {
+                let img = image::open(&path).unwrap().to_rgb8();
+                assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
+                // Both curve colours appear somewhere in the picture.
+                let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
+                assert!(has([31, 119, 180]) && has([255, 127, 14]));
+            }
+            // Machines without any font cannot draw text; the error says so.
+            Err(e) => assert!(e.to_string().contains(FONT_ENV), "{e}"),
+        }
+    }
+
+    #[test]
+    fn padded_range_handles_flat_and_empty_data() {
+        let (lo, hi) = padded_range([2.0, 2.0].into_iter());
+        assert!(lo < 2.0 && hi > 2.0);
+        assert_eq!(padded_range(std::iter::empty()), (0.0, 1.0));
+    }
+}

@@ -1,0 +1,358 @@
+//! Exercise B2: the smile / non-smile classifier, read from image folders as Keras's
+//! `flow_from_directory` reads them, and trained with `fit_generator` semantics.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::data::dataset::Dataset;
+use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
+use clap::{Args, ValueEnum};
+use dataset::augment::Augmentation;
+use dataset::{ColorMode, FolderOptions, ImageFolder, ImageShape, Interpolation};
+
+use keraslike::backend::{self, Backend};
+use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher, ImageItem};
+use keraslike::evaluate::{Evaluation, evaluate};
+use keraslike::fit::{FitOptions, fit};
+use keraslike::model::Sequential;
+use keraslike::model_config::{ModelConfig, summary_table};
+use keraslike::optimizer::OptimizerKind;
+use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Color {
+    Rgb,
+    Grayscale,
+}
+
+#[derive(Args)]
+pub struct FaceArgs {
+    /// Folder with `train/` and `test/`, each holding one subfolder per class
+    /// (`smile/`, `nonsmile/`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Model and training settings (TOML) [default: the course's, configs/face.toml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Input size HxW every image is resized to [default: the config's input, 218x178].
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(usize, usize)>,
+    /// Colour mode [default: the config's input channels: 3 rgb, 1 grayscale].
+    #[arg(long, value_enum)]
+    color: Option<Color>,
+    /// Last epoch to train [default: the config's, else 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batches per epoch, cycling through the shuffled training images (Keras
+    /// `steps_per_epoch`) [default: the config's; without one, whole passes].
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    /// Validation batches per epoch (Keras `validation_steps`) [default: the config's;
+    /// without one, the whole test set].
+    #[arg(long)]
+    validation_steps: Option<usize>,
+    /// Images per step [default: the config's, else 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Random flips, shifts, rotations and zooms of the training images.
+    #[arg(long)]
+    augment: bool,
+    /// Optimiser [default: the config's, else adadelta].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate [default: the config's, else the optimiser's].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Output folder [default: runs/keraslike/<config name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint, up to --epochs.
+    #[arg(long)]
+    resume: bool,
+    /// Seed of the initial weights, shuffling and augmentation [default: the config's, else 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Skip unreadable images with a warning instead of stopping.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Where the model runs: flex (fastest on CPU), ndarray, or wgpu (GPU).
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+    /// Threads decoding images.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: expected HxW, e.g. 218x178"))?;
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    match (parse(h), parse(w)) {
+        (Some(h), Some(w)) => Ok((h, w)),
+        _ => Err(format!(
+            "{s:?}: expected HxW with positive numbers, e.g. 218x178"
+        )),
+    }
+}
+
+const COURSE_FACE: &str = include_str!("../../../../configs/face.toml");
+
+/// Opens `root/<split>` as Keras would and prints what Keras prints.
+fn open_split(root: &Path, split: &str, options: &FolderOptions) -> Result<ImageFolder> {
+    let dir = root.join(split);
+    if !dir.is_dir() {
+        bail!(
+            "{}: missing; --data must hold train/ and test/, each with one folder per class",
+            dir.display()
+        );
+    }
+    let folder = ImageFolder::open(&dir, options.clone())?.check_headers()?;
+    println!("{}", folder.found_message());
+    Ok(folder)
+}
+
+/// Keras's `class_indices`: `{'nonsmile': 0, 'smile': 1}`.
+fn class_indices(classes: &[String]) -> String {
+    let pairs: Vec<String> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("'{c}': {i}"))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+/// A fixed number of items per epoch, drawn without replacement from a reshuffled cycle
+/// through the data: Keras's generator with `steps_per_epoch`.
+fn steps_of<D>(
+    data: D,
+    steps: Option<usize>,
+    batch: usize,
+    seed: u64,
+) -> Arc<dyn Dataset<ImageItem>>
+where
+    D: Dataset<ImageItem> + 'static,
+{
+    match steps {
+        Some(steps) => Arc::new(SamplerDataset::new(
+            data,
+            SamplerDatasetOptions::default()
+                .without_replacement()
+                .with_fixed_size(steps * batch)
+                .with_seed(seed),
+        )),
+        None => Arc::new(data),
+    }
+}
+
+pub fn run(args: FaceArgs) -> Result<()> {
+    let (mut config, name) = match &args.config {
+        Some(path) => (
+            ModelConfig::load(path)?,
+            path.file_stem()
+                .map_or("face".into(), |s| s.to_string_lossy().into_owned()),
+        ),
+        None => (
+            ModelConfig::parse(COURSE_FACE, "configs/face.toml")?,
+            "face".to_string(),
+        ),
+    };
+    if let Some((h, w)) = args.size {
+        config.input[1] = h;
+        config.input[2] = w;
+    }
+    match args.color {
+        Some(Color::Rgb) => config.input[0] = 3,
+        Some(Color::Grayscale) => config.input[0] = 1,
+        None => {}
+    }
+    let [channels, height, width] = config.input;
+    let color_mode = match channels {
+        1 => ColorMode::Grayscale,
+        3 => ColorMode::Rgb,
+        c => bail!("images have 1 (grayscale) or 3 (rgb) channels; the model's input has {c}"),
+    };
+    let infos = config.infer()?;
+
+    let optimizer = args
+        .optimizer
+        .or(config.compile.optimizer)
+        .unwrap_or_default();
+    let options = FitOptions {
+        epochs: args.epochs.or(config.fit.epochs).unwrap_or(10),
+        batch_size: args.batch_size.or(config.fit.batch_size).unwrap_or(32),
+        optimizer,
+        learning_rate: args
+            .lr
+            .or(config.compile.learning_rate)
+            .unwrap_or(optimizer.default_lr()),
+        seed: args.seed.or(config.fit.seed).unwrap_or(42),
+        workers: args.workers.max(1),
+        resume: args.resume,
+    };
+    if options.epochs == 0 || options.batch_size == 0 {
+        bail!("--epochs and --batch-size must be at least 1");
+    }
+    let steps = args.steps_per_epoch.or(config.fit.steps_per_epoch);
+    let validation_steps = args.validation_steps.or(config.fit.validation_steps);
+    if steps == Some(0) || validation_steps == Some(0) {
+        bail!("--steps-per-epoch and --validation-steps must be at least 1");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("runs/keraslike").join(&name));
+
+    let folder_options = FolderOptions {
+        target_size: Some((height as u32, width as u32)),
+        color_mode,
+        interpolation: Interpolation::Bilinear,
+        rescale: 1.0,
+        skip_invalid: args.skip_invalid,
+        prefetch: 4,
+    };
+    let train = open_split(&args.data, "train", &folder_options)?;
+    let test = open_split(&args.data, "test", &folder_options)?;
+    if train.classes() != test.classes() {
+        bail!(
+            "{}: train/ has classes {:?} but test/ has {:?}; both need the same class folders",
+            args.data.display(),
+            train.classes(),
+            test.classes()
+        );
+    }
+    let classes = train.classes().to_vec();
+    println!("class_indices: {}", class_indices(&classes));
+    let shape = ImageShape {
+        channels,
+        height,
+        width,
+    };
+    let last = infos.last().map(|l| l.output);
+    if last != Some(keraslike::model_config::Shape::Flat(classes.len())) {
+        bail!(
+            "the model's last layer must give one output per class ({}), not {:?}",
+            classes.len(),
+            last
+        );
+    }
+
+    let device = backend::device(args.backend)?;
+    device.seed(options.seed);
+    // Parameters live on the autodiff device so that training can differentiate them.
+    let model = Sequential::new(&config, &device.clone().autodiff())?;
+    print!("{}", summary_table(&name, &infos));
+    let augmentation = if args.augment {
+        Augmentation::mild()
+    } else {
+        Augmentation::default()
+    };
+    let train_data =
+        AugmentedImages::new(FolderImages::new(train), shape, augmentation, options.seed);
+    let test_data = FolderImages::new(test);
+    println!(
+        "{} steps of {} per epoch, {} validation steps ({:?}, {:?} lr {}, {} epochs) -> {}",
+        steps.map_or("whole-pass".to_string(), |s| s.to_string()),
+        options.batch_size,
+        validation_steps.map_or("all".to_string(), |s| s.to_string()),
+        args.backend,
+        options.optimizer,
+        options.learning_rate,
+        options.epochs,
+        out.display()
+    );
+    let fitted = fit(
+        model,
+        steps_of(train_data, steps, options.batch_size, options.seed),
+        steps_of(
+            test_data.clone(),
+            validation_steps,
+            options.batch_size,
+            options.seed ^ 0x5eed,
+        ),
+        ImageBatcher::unit(shape),
+        &out,
+        &options,
+    )?;
+    let data_root = std::fs::canonicalize(&args.data).unwrap_or(args.data.clone());
+    let card = ModelCard {
+        classes: classes.clone(),
+        preprocess: Preprocess::Resize,
+        source: DataSource::Folder { path: data_root },
+        model: config,
+    };
+    let model_path = out.join("model.bpk");
+    saved_model::save(&model_path, &fitted.model, &card)?;
+
+    let result = evaluate(
+        &fitted.model,
+        test_data,
+        ImageBatcher::unit(shape),
+        classes.len(),
+        64,
+        &device,
+    )?;
+    report(&result, &classes);
+    result.write_confusion_csv(&out.join("confusion.csv"), &classes)?;
+    println!(
+        "Wrote {} (+ model.toml), history.csv, loss.png, acc.png, confusion.csv in {}",
+        model_path.display(),
+        out.display()
+    );
+    if fitted.interrupted {
+        eprintln!("interrupted: the model and history so far were saved; --resume continues");
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Test loss and accuracy, the confusion matrix, and precision and recall of the
+/// positive class (`smile` when there is one).
+pub fn report(result: &Evaluation, classes: &[String]) {
+    println!("{} test images", result.count());
+    println!("Test loss: {:.4}", result.loss);
+    println!("Test accuracy: {:.4}", result.accuracy());
+    println!("Confusion matrix (rows: true class, columns: predicted):");
+    print!("{}", result.confusion_table(classes));
+    let positive = classes
+        .iter()
+        .position(|c| c == "smile")
+        .unwrap_or(classes.len().saturating_sub(1));
+    if classes.len() == 2 {
+        println!(
+            "{}: precision {:.4}, recall {:.4}",
+            classes[positive],
+            result.precision(positive),
+            result.recall(positive)
+        );
+    }
+}
+
+/// The folder's test split, for `evaluate`.
+pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
+    let [channels, height, width] = card.model.input;
+    let options = FolderOptions {
+        target_size: Some((height as u32, width as u32)),
+        color_mode: if channels == 1 {
+            ColorMode::Grayscale
+        } else {
+            ColorMode::Rgb
+        },
+        interpolation: Interpolation::Bilinear,
+        rescale: 1.0,
+        skip_invalid: false,
+        prefetch: 4,
+    };
+    let folder = open_split(root, "test", &options)
+        .with_context(|| format!("evaluating on {}", root.display()))?;
+    if folder.classes() != card.classes {
+        bail!(
+            "{}: test/ has classes {:?}, the model {:?}",
+            root.display(),
+            folder.classes(),
+            card.classes
+        );
+    }
+    Ok(FolderImages::new(folder))
+}

@@ -1,0 +1,93 @@
+//! Using a saved model: `evaluate` on its test set, `predict` image files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::{Tensor, TensorData};
+use dataset::{ImageShape, MnistKind};
+
+use keraslike::backend::{self, Backend};
+use keraslike::data::{ImageBatcher, InMemoryImages};
+use keraslike::evaluate::evaluate;
+use keraslike::saved_model::{self, DataSource};
+
+use super::DataArgs;
+use super::face;
+use super::mnist::load_mnist;
+
+pub fn evaluate_command(
+    model: &Path,
+    folder: Option<&PathBuf>,
+    data: &DataArgs,
+    backend: Backend,
+    batch: usize,
+) -> Result<()> {
+    let device = backend::device(backend)?;
+    let (model, card) = saved_model::load(model, &device)?;
+    let shape = ImageShape {
+        channels: card.model.input[0],
+        height: card.model.input[1],
+        width: card.model.input[2],
+    };
+    let batcher = ImageBatcher::unit(shape);
+    let classes = card.classes.len();
+    let batch = batch.max(1);
+    let result = match &card.source {
+        DataSource::Mnist | DataSource::Fashion => {
+            let kind = if card.source == DataSource::Mnist {
+                MnistKind::Digits
+            } else {
+                MnistKind::Fashion
+            };
+            let (_, test) = load_mnist(kind, data, Some(0), None)?;
+            evaluate(
+                &model,
+                InMemoryImages::new(test),
+                batcher,
+                classes,
+                batch,
+                &device,
+            )?
+        }
+        DataSource::Folder { path } => {
+            let root = folder.unwrap_or(path);
+            let test = face::test_folder(root, &card)?;
+            evaluate(&model, test, batcher, classes, batch, &device)?
+        }
+    };
+    face::report(&result, &card.classes);
+    Ok(())
+}
+
+pub fn predict(model: &Path, images: &[PathBuf], backend: Backend) -> Result<()> {
+    let device = backend::device(backend)?;
+    let (model, card) = saved_model::load(model, &device)?;
+    let [c, h, w] = card.model.input;
+    for path in images {
+        let x = card.image_input(path)?;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [1, c, h, w]), &device);
+        let probs = burn::tensor::activation::softmax(model.forward_logits(x), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading the output: {e:?}"))?;
+        let best = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .context("the model has no outputs")?;
+        let listed: Vec<String> = card
+            .classes
+            .iter()
+            .zip(&probs)
+            .map(|(name, p)| format!("{name}: {p:.4}"))
+            .collect();
+        println!(
+            "{}: {} ({})",
+            path.display(),
+            card.classes[best],
+            listed.join(", ")
+        );
+    }
+    Ok(())
+}

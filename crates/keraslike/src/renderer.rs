@@ -1,0 +1,228 @@
+//! What the user sees while `fit` runs, and where the per-epoch history comes from.
+//!
+//! burn-train reports metrics to a renderer. On a terminal this one forwards everything to
+//! burn's TUI dashboard; elsewhere (CI logs, pipes) it prints one Keras-style line per epoch,
+//! which burn's own plain renderer does not (it prints no metric values). Either way it
+//! records each epoch's final loss and accuracy into the shared [`History`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+
+use crate::history::{EpochRecord, History};
+
+/// One split's latest value of each metric, by metric name.
+#[derive(Default)]
+struct SplitValues {
+    values: HashMap<String, f64>,
+}
+
+impl SplitValues {
+    fn record(&mut self, name: &str, entry: &NumericEntry) {
+        self.values.insert(name.to_string(), entry.current());
+    }
+
+    fn get(&self, name: &str) -> f64 {
+        self.values.get(name).copied().unwrap_or(f64::NAN)
+    }
+}
+
+pub struct EpochRenderer {
+    /// burn's TUI on a terminal; `None` prints plain lines.
+    inner: Option<Box<dyn MetricsRenderer>>,
+    names: HashMap<MetricId, String>,
+    train: SplitValues,
+    valid: SplitValues,
+    epoch_started: Instant,
+    total_epochs: usize,
+    history: Arc<Mutex<History>>,
+}
+
+impl EpochRenderer {
+    pub fn new(inner: Option<Box<dyn MetricsRenderer>>, history: Arc<Mutex<History>>) -> Self {
+        Self {
+            inner,
+            names: HashMap::new(),
+            train: SplitValues::default(),
+            valid: SplitValues::default(),
+            epoch_started: Instant::now(),
+            total_epochs: 0,
+            history,
+        }
+    }
+
+    fn numeric(&self, state: &MetricState) -> Option<(String, NumericEntry)> {
+        match state {
+            MetricState::Numeric(entry, Some(value)) => {
+                let name = self.names.get(&entry.metric_id)?;
+                Some((name.clone(), value.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl MetricsRendererTraining for EpochRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        if let Some((name, value)) = self.numeric(&state) {
+            self.train.record(&name, &value);
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.update_train(state);
+        }
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        if let Some((name, value)) = self.numeric(&state) {
+            self.valid.record(&name, &value);
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.update_valid(state);
+        }
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<burn::train::LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        match &mut self.inner {
+            Some(inner) => inner.on_train_end(summary),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TrainingProgressLogger for EpochRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        total_items: Option<usize>,
+        label: Option<&str>,
+    ) {
+        self.total_epochs = total_epochs;
+        self.epoch_started = Instant::now();
+        if let Some(inner) = &mut self.inner {
+            inner.start(total_epochs, starting_epoch, total_items, label);
+        }
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        let record = EpochRecord {
+            epoch,
+            loss: self.train.get("Loss"),
+            // burn's accuracy is a percentage; Keras's a fraction.
+            acc: self.train.get("Accuracy") / 100.0,
+            val_loss: self.valid.get("Loss"),
+            val_acc: self.valid.get("Accuracy") / 100.0,
+            seconds: self.epoch_started.elapsed().as_secs_f64(),
+        };
+        self.epoch_started = Instant::now();
+        if let Ok(mut history) = self.history.lock() {
+            history.epochs.push(record);
+        }
+        match &mut self.inner {
+            Some(inner) => inner.update_epoch(epoch),
+            None => println!("{}", record.line(self.total_epochs)),
+        }
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.start_split(split, total_items);
+        }
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_split(items_processed);
+        }
+    }
+
+    fn end_split(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_split();
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end();
+        }
+    }
+
+    fn log_event_training(&mut self, event: String) {
+        if let Some(inner) = &mut self.inner {
+            inner.log_event_training(event);
+        }
+    }
+}
+
+impl EvaluationProgressLogger for EpochRenderer {
+    fn start_global_progress(&mut self, total_tests: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.start_global_progress(total_tests);
+        }
+    }
+
+    fn start_test(&mut self, name: &str, total_items: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.start_test(name, total_items);
+        }
+    }
+
+    fn update_test_progress(&mut self, items_processed: usize) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_test_progress(items_processed);
+        }
+    }
+
+    fn end_test(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_test();
+        }
+    }
+
+    fn end_global_progress(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.end_global_progress();
+        }
+    }
+
+    fn log_event_evaluation(&mut self, event: String) {
+        if let Some(inner) = &mut self.inner {
+            inner.log_event_evaluation(event);
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for EpochRenderer {
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_test(name, state);
+        }
+    }
+}
+
+impl MetricsRenderer for EpochRenderer {
+    fn manual_close(&mut self) {
+        if let Some(inner) = &mut self.inner {
+            inner.manual_close();
+        }
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+        if let Some(inner) = &mut self.inner {
+            inner.register_metric(definition);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! A trained model on disk, as Keras's `model.save()` keeps architecture and weights
+//! together: `NAME.bpk` (burn's burnpack weights) and beside it `NAME.toml` (the layers,
+//! the class names and how an image file becomes an input).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use dataset::digit_image;
+use dataset::output::write_atomic;
+use image::imageops::FilterType;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Sequential;
+use crate::model_config::ModelConfig;
+
+/// How `predict` turns an image file into the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preprocess {
+    /// MNIST-style: grey, white digit on black, fitted into 20×20 and centred in 28×28
+    /// (see `dataset::digit_image`).
+    Digits,
+    /// Keras's `load_img(target_size=...)`: resized to the input size, grey or RGB by the
+    /// input's channels.
+    Resize,
+}
+
+/// The data set a model was trained on, so `evaluate` finds its test set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    Mnist,
+    Fashion,
+    /// An image folder with `train/` and `test/`.
+    Folder {
+        path: PathBuf,
+    },
+}
+
+/// Everything but the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub classes: Vec<String>,
+    pub preprocess: Preprocess,
+    pub source: DataSource,
+    pub model: ModelConfig,
+}
+
+/// The card that goes with weights `path`: same name, `.toml`.
+pub fn card_path(path: &Path) -> PathBuf {
+    path.with_extension("toml")
+}
+
+/// Saves weights and card, each atomically.
+pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow!("{}: cannot serialise the weights: {e}", path.display()))?;
+    write_atomic(path, &bytes)?;
+    let text = toml::to_string(card).context("cannot serialise the model card")?;
+    write_atomic(&card_path(path), text.as_bytes())?;
+    Ok(())
+}
+
+/// Rebuilds the model from its card and loads the weights.
+pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
+    if !path.is_file() {
+        bail!("{}: no such model file", path.display());
+    }
+    let card_file = card_path(path);
+    let text = std::fs::read_to_string(&card_file).with_context(|| {
+        format!(
+            "{}: cannot read the model card that goes with {}",
+            card_file.display(),
+            path.display()
+        )
+    })?;
+    let card: ModelCard = toml::from_str(&text)
+        .with_context(|| format!("{}: not a model card", card_file.display()))?;
+    let record = ModuleRecord::load(path)
+        .map_err(|e| anyhow!("{}: not a burnpack weights file: {e}", path.display()))?;
+    let model = Sequential::new(&card.model, device)?
+        .try_load_record(record)
+        .map_err(|e| {
+            anyhow!(
+                "{}: weights do not fit the model in {}: {e}",
+                path.display(),
+                card_file.display()
+            )
+        })?;
+    Ok((model, card))
+}
+
+impl ModelCard {
+    /// The model's input for image file `path`: (C, H, W) values in [0, 1].
+    pub fn image_input(&self, path: &Path) -> Result<Vec<f32>> {
+        let [c, h, w] = self.model.input;
+        match self.preprocess {
+            Preprocess::Digits => {
+                if [c, h, w] != [1, 28, 28] {
+                    bail!(
+                        "digit preprocessing needs a [1, 28, 28] input, the model has {c}×{h}×{w}"
+                    );
+                }
+                Ok(digit_image::mnist_input(path)?)
+            }
+            Preprocess::Resize => {
+                let img = image::open(path)
+                    .with_context(|| format!("{}: cannot read image", path.display()))?;
+                let img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
+                let pixels: Vec<u8> = match c {
+                    1 => img.to_luma8().into_raw(),
+                    3 => {
+                        // Interleaved RGB to planes (C, H, W).
+                        let rgb = img.to_rgb8().into_raw();
+                        (0..3)
+                            .flat_map(|ch| rgb.iter().skip(ch).step_by(3).copied())
+                            .collect()
+                    }
+                    _ => bail!("cannot make a {c}-channel input from an image"),
+                };
+                Ok(pixels.into_iter().map(|p| p as f32 / 255.0).collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Tensor;
+
+    fn small_card() -> ModelCard {
+        let model = ModelConfig::parse(
+            "input = [3, 8, 6]\n[[layers]]\ntype = \"Flatten\"\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n",
+            "x",
+        )
+        .unwrap();
+        ModelCard {
+            classes: vec!["nonsmile".into(), "smile".into()],
+            preprocess: Preprocess::Resize,
+            source: DataSource::Mnist,
+            model,
+        }
+    }
+
+    #[test]
+    fn saved_model_loads_with_the_same_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.bpk");
+        let device = Device::flex();
+        let card = small_card();
+        let model = Sequential::new(&card.model, &device).unwrap();
+        save(&path, &model, &card).unwrap();
+        let (back, back_card) = load(&path, &device).unwrap();
+        assert_eq!(back_card, card);
+        let x = Tensor::<4>::ones([1, 3, 8, 6], &device);
+        let a = model
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = back.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn missing_or_mismatched_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let path = dir.path().join("model.bpk");
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(err.contains("no such model file"), "{err}");
+
+        let card = small_card();
+        let model = Sequential::new(&card.model, &device).unwrap();
+        save(&path, &model, &card).unwrap();
+        // A card describing a different network than the weights.
+        let mut other = card.clone();
+        other.model.input = [1, 8, 6];
+        std::fs::write(card_path(&path), toml::to_string(&other).unwrap()).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(err.contains("do not fit"), "{err}");
+
+        std::fs::write(&path, b"not burnpack").unwrap();
+        std::fs::write(card_path(&path), toml::to_string(&card).unwrap()).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(err.contains("not a burnpack"), "{err}");
+    }
+
+    #[test]
+    fn resize_preprocessing_gives_planes_in_unit_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("red.png");
+        image::RgbImage::from_pixel(20, 30, image::Rgb([255, 0, 0]))
+            .save(&path)
+            .unwrap();
+        let x = small_card().image_input(&path).unwrap();
+        assert_eq!(x.len(), 3 * 8 * 6);
+        assert!(x[..48].iter().all(|&v| v == 1.0));
+        assert!(x[48..].iter().all(|&v| v == 0.0));
+    }
+}
