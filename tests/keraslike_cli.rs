@@ -127,11 +127,7 @@ fn mnist_trains_resumes_evaluates_and_predicts() {
     }
     assert_eq!(lines_of(&out.join("history.csv")), 3);
     // The bars are easy: the test accuracy line must show it learned.
-    let acc: f64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("Test accuracy: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("a test accuracy line");
+    let acc = test_accuracy(&s);
     assert!(acc > 0.9, "test accuracy {acc}\n{s}");
 
     // Starting again into the same folder would overwrite the run: refused, nothing touched.
@@ -278,11 +274,7 @@ fn face_trains_from_image_folders_and_evaluates_and_predicts() {
         assert!(s.contains(expected), "missing {expected:?} in\n{s}");
     }
     assert_eq!(lines_of(&out.join("history.csv")), 4);
-    let acc: f64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("Test accuracy: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("a test accuracy line");
+    let acc = test_accuracy(&s);
     assert!(acc >= 0.8, "test accuracy {acc}\n{s}");
 
     let model = out.join("model.bpk");
@@ -366,4 +358,110 @@ fn face_rejects_bad_folders_before_training() {
         !dir.path().join("run").exists(),
         "nothing written before training"
     );
+}
+
+#[test]
+fn training_on_wgpu_without_an_adapter_is_one_clear_line() {
+    let probe = text(&run(&keraslike(), &["backends"], None, &[]).stdout);
+    if !probe.contains("Wgpu: unavailable") {
+        eprintln!("a wgpu adapter exists here; the no-adapter path is not reachable");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset::synthetic::write_mnist_dir(&data.join("mnist"), 20, 10, true, 3).unwrap();
+    let out = run(
+        &keraslike(),
+        &[
+            "mnist",
+            "--backend",
+            "wgpu",
+            "--offline",
+            "--out",
+            dir.path().join("run").to_str().unwrap(),
+        ],
+        None,
+        &[("DL_DATA_DIR", &data)],
+    );
+    let err = one_line_error(&out);
+    assert!(err.contains("--backend flex"), "{err}");
+}
+
+/// The shared data folder CI points DL_DATA_DIR at.
+fn shared_data() -> std::path::PathBuf {
+    std::env::var_os("DL_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .expect("set DL_DATA_DIR to the folder holding mnist/ and faces/")
+}
+
+fn test_accuracy(stdout: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Test accuracy: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy line in\n{stdout}"))
+}
+
+#[test]
+#[ignore = "needs real MNIST: DL_DATA_DIR"]
+fn real_mnist_course_cnn_learns_in_one_short_epoch() {
+    let data = shared_data();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &keraslike(),
+        &[
+            "mnist",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "6000",
+            "--test-limit",
+            "2000",
+            "--offline",
+            "--out",
+            dir.path().join("run").to_str().unwrap(),
+        ],
+        None,
+        &[("DL_DATA_DIR", &data)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    println!("{s}");
+    assert!(test_accuracy(&s) >= 0.93, "{s}");
+}
+
+#[test]
+#[ignore = "needs the shared faces: DL_DATA_DIR"]
+fn real_faces_beat_the_majority_baseline_after_a_short_run() {
+    let faces = shared_data().join("faces");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &keraslike(),
+        &[
+            "face",
+            "--data",
+            faces.to_str().unwrap(),
+            "--config",
+            &config("faces-64.toml"),
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "60",
+            "--validation-steps",
+            "10",
+            "--out",
+            dir.path().join("run").to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    println!("{s}");
+    assert!(
+        s.contains("Found 10532 images belonging to 2 classes."),
+        "{s}"
+    );
+    // Always answering "nonsmile" scores 72%.
+    assert!(test_accuracy(&s) > 0.75, "{s}");
 }

@@ -251,11 +251,14 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let train_data =
         AugmentedImages::new(FolderImages::new(train), shape, augmentation, options.seed);
     let test_data = FolderImages::new(test);
+    let per_epoch = |steps: Option<usize>| match steps {
+        Some(n) => format!("{n} steps of {}", options.batch_size),
+        None => format!("whole passes in batches of {}", options.batch_size),
+    };
     println!(
-        "{} steps of {} per epoch, {} validation steps ({:?}, {:?} lr {}, {} epochs) -> {}",
-        steps.map_or("whole-pass".to_string(), |s| s.to_string()),
-        options.batch_size,
-        validation_steps.map_or("all".to_string(), |s| s.to_string()),
+        "Training: {}; validation: {} ({:?}, {:?} lr {}, {} epochs) -> {}",
+        per_epoch(steps),
+        per_epoch(validation_steps),
         args.backend,
         options.optimizer,
         options.learning_rate,
