@@ -161,8 +161,8 @@ where
         let _ = ctrlc::set_handler(move || interrupter.stop(Some("interrupted (Ctrl-C)")));
     }
     let shared = Arc::new(Mutex::new(history));
-    let dashboard: Option<Box<dyn MetricsRenderer>> = std::io::stdout()
-        .is_terminal()
+    let on_terminal = std::io::stdout().is_terminal();
+    let dashboard: Option<Box<dyn MetricsRenderer>> = on_terminal
         .then(|| Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), start)) as _);
     let renderer = EpochRenderer::new(dashboard, shared.clone());
 
@@ -183,6 +183,12 @@ where
 
     let history = shared.lock().map(|h| h.clone()).unwrap_or_default();
     history.save(out)?;
+    if on_terminal {
+        // The dashboard has closed: leave the epochs on screen as Keras does.
+        for record in &history.epochs {
+            println!("{}", record.line(options.epochs));
+        }
+    }
     if let Some(error) = result.error {
         bail!("training failed: {error}");
     }
