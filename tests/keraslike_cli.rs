@@ -414,7 +414,7 @@ fn real_mnist_course_cnn_learns_in_one_short_epoch() {
             "--epochs",
             "1",
             "--train-limit",
-            "6000",
+            "12000",
             "--test-limit",
             "2000",
             "--offline",
