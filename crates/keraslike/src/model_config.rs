@@ -150,6 +150,23 @@ pub struct CompileConfig {
     pub learning_rate: Option<f64>,
 }
 
+impl CompileConfig {
+    /// The optimiser and learning rate, command-line choices first. The config's learning
+    /// rate belongs to the config's optimiser: choosing another one on the command line
+    /// without `--lr` takes that optimiser's default rate.
+    pub fn resolve(
+        &self,
+        optimizer: Option<OptimizerKind>,
+        lr: Option<f64>,
+    ) -> (OptimizerKind, f64) {
+        let chosen = optimizer.or(self.optimizer).unwrap_or_default();
+        let config_lr = self
+            .learning_rate
+            .filter(|_| self.optimizer.unwrap_or_default() == chosen);
+        (chosen, lr.or(config_lr).unwrap_or(chosen.default_lr()))
+    }
+}
+
 /// `model.fit(...)` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -490,5 +507,30 @@ mod tests {
         let infos = ModelConfig::parse(cfg, "x").unwrap().infer().unwrap();
         assert_eq!(infos[0].output, Shape::Image([8, 32, 32]));
         assert_eq!(infos[1].output, Shape::Image([8, 30, 28]));
+    }
+
+    #[test]
+    fn a_different_optimizer_on_the_command_line_brings_its_own_learning_rate() {
+        let compile = CompileConfig {
+            optimizer: Some(OptimizerKind::Adadelta),
+            learning_rate: Some(1.0),
+        };
+        assert_eq!(compile.resolve(None, None), (OptimizerKind::Adadelta, 1.0));
+        assert_eq!(
+            compile.resolve(Some(OptimizerKind::Adam), None),
+            (OptimizerKind::Adam, 1e-3)
+        );
+        assert_eq!(
+            compile.resolve(Some(OptimizerKind::Adam), Some(0.01)),
+            (OptimizerKind::Adam, 0.01)
+        );
+        assert_eq!(
+            compile.resolve(Some(OptimizerKind::Adadelta), None),
+            (OptimizerKind::Adadelta, 1.0)
+        );
+        assert_eq!(
+            CompileConfig::default().resolve(None, Some(0.5)),
+            (OptimizerKind::Adadelta, 0.5)
+        );
     }
 }

@@ -106,18 +106,12 @@ pub fn run(args: MnistArgs) -> Result<()> {
             config.input
         );
     }
-    let optimizer = args
-        .optimizer
-        .or(config.compile.optimizer)
-        .unwrap_or_default();
+    let (optimizer, learning_rate) = config.compile.resolve(args.optimizer, args.lr);
     let options = FitOptions {
         epochs: args.epochs.or(config.fit.epochs).unwrap_or(10),
         batch_size: args.batch_size.or(config.fit.batch_size).unwrap_or(32),
         optimizer,
-        learning_rate: args
-            .lr
-            .or(config.compile.learning_rate)
-            .unwrap_or(optimizer.default_lr()),
+        learning_rate,
         seed: args.seed.or(config.fit.seed).unwrap_or(42),
         workers: args.workers,
         resume: args.resume,
