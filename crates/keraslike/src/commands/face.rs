@@ -11,14 +11,15 @@ use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
 use dataset::{ColorMode, FolderOptions, ImageFolder, ImageShape, Interpolation};
 
-use keraslike::backend::{self, Backend};
+use keraslike::backend;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher, ImageItem};
 use keraslike::evaluate::{Evaluation, evaluate};
-use keraslike::fit::{FitOptions, fit};
+use keraslike::fit::fit;
 use keraslike::model::Sequential;
-use keraslike::model_config::{ModelConfig, summary_table};
-use keraslike::optimizer::OptimizerKind;
+use keraslike::model_config::summary_table;
 use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess};
+
+use super::TrainArgs;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Color {
@@ -32,18 +33,12 @@ pub struct FaceArgs {
     /// (`smile/`, `nonsmile/`).
     #[arg(long)]
     data: PathBuf,
-    /// Model and training settings (TOML) [default: the course's, configs/face.toml].
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Input size HxW every image is resized to [default: the config's input, 218x178].
     #[arg(long, value_parser = parse_size)]
     size: Option<(usize, usize)>,
     /// Colour mode [default: the config's input channels: 3 rgb, 1 grayscale].
     #[arg(long, value_enum)]
     color: Option<Color>,
-    /// Last epoch to train [default: the config's, else 10].
-    #[arg(long)]
-    epochs: Option<usize>,
     /// Batches per epoch, cycling through the shuffled training images (Keras
     /// `steps_per_epoch`) [default: the config's; without one, whole passes].
     #[arg(long)]
@@ -52,36 +47,14 @@ pub struct FaceArgs {
     /// without one, the whole test set].
     #[arg(long)]
     validation_steps: Option<usize>,
-    /// Images per step [default: the config's, else 32].
-    #[arg(long)]
-    batch_size: Option<usize>,
     /// Random flips, shifts, rotations and zooms of the training images.
     #[arg(long)]
     augment: bool,
-    /// Optimiser [default: the config's, else adadelta].
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: the config's, else the optimiser's].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Output folder [default: runs/keraslike/<config name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint, up to --epochs.
-    #[arg(long)]
-    resume: bool,
-    /// Seed of the initial weights, shuffling and augmentation [default: the config's, else 42].
-    #[arg(long)]
-    seed: Option<u64>,
     /// Skip unreadable images with a warning instead of stopping.
     #[arg(long)]
     skip_invalid: bool,
-    /// Where the model runs: flex (fastest on CPU), ndarray, or wgpu (GPU).
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
-    backend: Backend,
-    /// Threads decoding images.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    train: TrainArgs,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
@@ -147,17 +120,7 @@ where
 }
 
 pub fn run(args: FaceArgs) -> Result<()> {
-    let (mut config, name) = match &args.config {
-        Some(path) => (
-            ModelConfig::load(path)?,
-            path.file_stem()
-                .map_or("face".into(), |s| s.to_string_lossy().into_owned()),
-        ),
-        None => (
-            ModelConfig::parse(COURSE_FACE, "configs/face.toml")?,
-            "face".to_string(),
-        ),
-    };
+    let (mut config, name) = args.train.load_config(COURSE_FACE, "face")?;
     if let Some((h, w)) = args.size {
         config.input[1] = h;
         config.input[2] = w;
@@ -175,28 +138,13 @@ pub fn run(args: FaceArgs) -> Result<()> {
     };
     let infos = config.infer()?;
 
-    let (optimizer, learning_rate) = config.compile.resolve(args.optimizer, args.lr);
-    let options = FitOptions {
-        epochs: args.epochs.or(config.fit.epochs).unwrap_or(10),
-        batch_size: args.batch_size.or(config.fit.batch_size).unwrap_or(32),
-        optimizer,
-        learning_rate,
-        seed: args.seed.or(config.fit.seed).unwrap_or(42),
-        workers: args.workers.max(1),
-        resume: args.resume,
-    };
-    if options.epochs == 0 || options.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
+    let options = args.train.fit_options(&config)?;
     let steps = args.steps_per_epoch.or(config.fit.steps_per_epoch);
     let validation_steps = args.validation_steps.or(config.fit.validation_steps);
     if steps == Some(0) || validation_steps == Some(0) {
         bail!("--steps-per-epoch and --validation-steps must be at least 1");
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("runs/keraslike").join(&name));
+    let out = args.train.out_dir(&name);
 
     let folder_options = FolderOptions {
         target_size: Some((height as u32, width as u32)),
@@ -232,7 +180,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         );
     }
 
-    let device = backend::device(args.backend)?;
+    let device = backend::device(args.train.backend)?;
     device.seed(options.seed);
     // Parameters live on the autodiff device so that training can differentiate them.
     let model = Sequential::new(&config, &device.clone().autodiff())?;
@@ -253,7 +201,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         "Training: {}; validation: {} ({:?}, {:?} lr {}, {} epochs) -> {}",
         per_epoch(steps),
         per_epoch(validation_steps),
-        args.backend,
+        args.train.backend,
         options.optimizer,
         options.learning_rate,
         options.epochs,

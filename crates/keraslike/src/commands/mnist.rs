@@ -1,23 +1,20 @@
 //! Exercise B1: the course's CNN (or any config) trained on MNIST with the test set as
 //! validation data.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Result, bail};
 use burn::module::Module;
 use clap::{Args, ValueEnum};
 use dataset::{DataDir, LabelledImages, MnistKind};
 
-use keraslike::backend::{self, Backend};
+use keraslike::backend;
 use keraslike::data::{ImageBatcher, InMemoryImages};
 use keraslike::evaluate::evaluate;
-use keraslike::fit::{FitOptions, fit};
+use keraslike::fit::fit;
 use keraslike::model::Sequential;
-use keraslike::model_config::{ModelConfig, summary_table};
-use keraslike::optimizer::OptimizerKind;
+use keraslike::model_config::summary_table;
 use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess};
 
-use super::DataArgs;
+use super::{DataArgs, TrainArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum MnistName {
@@ -27,31 +24,8 @@ pub enum MnistName {
 
 #[derive(Args)]
 pub struct MnistArgs {
-    /// Model and training settings (TOML) [default: the course's CNN, configs/mnist-cnn.toml].
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Last epoch to train [default: the config's, else 10].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Images per step [default: the config's, else 32].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Optimiser [default: the config's, else adadelta].
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: the config's, else the optimiser's: adadelta 1.0, adam and
-    /// rmsprop 0.001, sgd 0.01].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Output folder [default: runs/keraslike/<config name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint, up to --epochs.
-    #[arg(long)]
-    resume: bool,
-    /// Seed of the initial weights, shuffling and dropout [default: the config's, else 42].
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    train: TrainArgs,
     /// Train on the first N training images only.
     #[arg(long)]
     train_limit: Option<usize>,
@@ -62,12 +36,6 @@ pub struct MnistArgs {
     dataset: MnistName,
     #[command(flatten)]
     data: DataArgs,
-    /// Where the model runs: flex (fastest on CPU), ndarray, or wgpu (GPU).
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
-    backend: Backend,
-    /// Threads preparing batches.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
 }
 
 const COURSE_CNN: &str = include_str!("../../../../configs/mnist-cnn.toml");
@@ -88,17 +56,7 @@ pub fn load_mnist(
 }
 
 pub fn run(args: MnistArgs) -> Result<()> {
-    let (config, name) = match &args.config {
-        Some(path) => (
-            ModelConfig::load(path)?,
-            path.file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
-        ),
-        None => (
-            ModelConfig::parse(COURSE_CNN, "configs/mnist-cnn.toml")?,
-            "mnist-cnn".to_string(),
-        ),
-    };
+    let (config, name) = args.train.load_config(COURSE_CNN, "mnist-cnn")?;
     let infos = config.infer()?;
     if config.input != [1, 28, 28] {
         bail!(
@@ -106,23 +64,8 @@ pub fn run(args: MnistArgs) -> Result<()> {
             config.input
         );
     }
-    let (optimizer, learning_rate) = config.compile.resolve(args.optimizer, args.lr);
-    let options = FitOptions {
-        epochs: args.epochs.or(config.fit.epochs).unwrap_or(10),
-        batch_size: args.batch_size.or(config.fit.batch_size).unwrap_or(32),
-        optimizer,
-        learning_rate,
-        seed: args.seed.or(config.fit.seed).unwrap_or(42),
-        workers: args.workers,
-        resume: args.resume,
-    };
-    if options.epochs == 0 || options.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("runs/keraslike").join(&name));
+    let options = args.train.fit_options(&config)?;
+    let out = args.train.out_dir(&name);
     let (kind, source) = match args.dataset {
         MnistName::Mnist => (MnistKind::Digits, DataSource::Mnist),
         MnistName::Fashion => (MnistKind::Fashion, DataSource::Fashion),
@@ -132,7 +75,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let classes = train.classes.clone();
     let shape = train.shape;
 
-    let device = backend::device(args.backend)?;
+    let device = backend::device(args.train.backend)?;
     device.seed(options.seed);
     // Parameters live on the autodiff device so that training can differentiate them.
     let model = Sequential::new(&config, &device.clone().autodiff())?;
@@ -141,7 +84,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         "Train on {} images, validate on {} ({:?}, {:?} lr {}, batch {}, {} epochs) -> {}",
         train.len(),
         test.len(),
-        args.backend,
+        args.train.backend,
         options.optimizer,
         options.learning_rate,
         options.batch_size,

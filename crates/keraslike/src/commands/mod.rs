@@ -4,9 +4,15 @@ pub mod face;
 pub mod mnist;
 pub mod saved;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Result, bail};
 use clap::Args;
+
+use keraslike::backend::Backend;
+use keraslike::fit::FitOptions;
+use keraslike::model_config::ModelConfig;
+use keraslike::optimizer::OptimizerKind;
 
 #[derive(Args, Clone)]
 pub struct DataArgs {
@@ -17,4 +23,85 @@ pub struct DataArgs {
     /// Never download: fail if the files are not found.
     #[arg(long)]
     pub offline: bool,
+}
+
+/// The training flags `mnist` and `face` share: Keras's `compile` and `fit` arguments,
+/// each overriding the config's setting.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Model and training settings (TOML) [default: the command's course model in configs/].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Last epoch to train [default: the config's, else 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step [default: the config's, else 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Optimiser [default: the config's, else adadelta].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate [default: the config's, else the optimiser's: adadelta 1.0, adam and
+    /// rmsprop 0.001, sgd 0.01].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Output folder [default: runs/keraslike/<config name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint, up to --epochs.
+    #[arg(long)]
+    resume: bool,
+    /// Seed of the initial weights, shuffling, dropout and augmentation [default: the
+    /// config's, else 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the model runs: flex (fastest on CPU), ndarray, or wgpu (GPU).
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    /// Threads preparing batches (decoding images, for image folders).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+impl TrainArgs {
+    /// The `--config` file, or the built-in `default` (text of `configs/<default_name>.toml`),
+    /// with the name the run's folder takes.
+    pub fn load_config(&self, default: &str, default_name: &str) -> Result<(ModelConfig, String)> {
+        match &self.config {
+            Some(path) => Ok((
+                ModelConfig::load(path)?,
+                path.file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            )),
+            None => Ok((
+                ModelConfig::parse(default, &format!("configs/{default_name}.toml"))?,
+                default_name.to_string(),
+            )),
+        }
+    }
+
+    /// The flags over the config's `[compile]` and `[fit]` settings.
+    pub fn fit_options(&self, config: &ModelConfig) -> Result<FitOptions> {
+        let (optimizer, learning_rate) = config.compile.resolve(self.optimizer, self.lr);
+        let options = FitOptions {
+            epochs: self.epochs.or(config.fit.epochs).unwrap_or(10),
+            batch_size: self.batch_size.or(config.fit.batch_size).unwrap_or(32),
+            optimizer,
+            learning_rate,
+            seed: self.seed.or(config.fit.seed).unwrap_or(42),
+            workers: self.workers.max(1),
+            resume: self.resume,
+        };
+        if options.epochs == 0 || options.batch_size == 0 {
+            bail!("--epochs and --batch-size must be at least 1");
+        }
+        Ok(options)
+    }
+
+    /// `--out`, or `runs/keraslike/<name>`.
+    pub fn out_dir(&self, name: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs/keraslike").join(name))
+    }
 }
