@@ -1,4 +1,6 @@
-//! CIFAR-10: the official binary batches, or an image folder `train/<class>/*.jpg`.
+//! CIFAR-10: the official binary batches, an image folder `train/<class>/*.jpg`, or that
+//! folder packed as `cifar10-jpg.tar.gz` (read straight from the archive: nothing is
+//! unpacked, so a read-only data directory works).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -6,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::data_dir::DataDir;
 use crate::download::{Digested, RemoteFile, fetch};
 use crate::error::{DatasetError, Result, io_err};
-use crate::image_folder::{ColorMode, FolderOptions, ImageFolder};
+use crate::image_folder::{ColorMode, FolderOptions, ImageFolder, hwc_to_chw};
 use crate::labelled::{ImageShape, LabelledImages, Split};
 
 pub const SIDE: usize = 32;
@@ -36,6 +38,8 @@ pub const TEST_BATCH: &str = "test_batch.bin";
 /// The folder the official archive unpacks to.
 pub const ARCHIVE_FOLDER: &str = "cifar-10-batches-bin";
 const ARCHIVE: &str = "cifar-10-binary.tar.gz";
+/// The image-folder form packed into one archive (`train/<class>/*.jpg`, `test/...`).
+pub const JPEG_ARCHIVE: &str = "cifar10-jpg.tar.gz";
 const ARCHIVE_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 const ARCHIVE_MIRRORS: [&str; 1] = ["https://www.cs.toronto.edu/~kriz/"];
 
@@ -136,6 +140,9 @@ pub fn load(data: &DataDir) -> Result<Split> {
         if is_image_folder(&dir) {
             return load_image_folder(&dir);
         }
+        if dir.join(JPEG_ARCHIVE).is_file() {
+            return load_jpeg_archive(&dir.join(JPEG_ARCHIVE));
+        }
     }
     if !data.allow_download() {
         return Err(DatasetError::NotFound {
@@ -149,6 +156,96 @@ pub fn load(data: &DataDir) -> Result<Split> {
     let archive = fetch(&remote, &dir)?;
     unpack(&archive, &dir)?;
     load_binary_dir(&dir)
+}
+
+/// Reads `train/<class>/*` and `test/<class>/*` images from a `.tar.gz` into memory as
+/// 32×32 RGB (planar, like the binary batches). Classes are the train folder names in
+/// sorted order, as Keras' `flow_from_directory` numbers them.
+pub fn load_jpeg_archive(path: &Path) -> Result<Split> {
+    use rayon::prelude::*;
+    use std::io::Read;
+
+    let bad = |reason: String| DatasetError::BadCifar {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = fs::File::open(path).map_err(io_err(path))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // (is_test, class name, member name, encoded bytes)
+    let mut members: Vec<(bool, String, String, Vec<u8>)> = Vec::new();
+    for entry in archive.entries().map_err(io_err(path))? {
+        let mut entry = entry.map_err(io_err(path))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .map_err(io_err(path))?
+            .to_string_lossy()
+            .into_owned();
+        let parts: Vec<&str> = name.trim_start_matches("./").split('/').collect();
+        let [split @ ("train" | "test"), class, file] = parts.as_slice() else {
+            continue;
+        };
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).map_err(io_err(path))?;
+        members.push((*split == "test", class.to_string(), file.to_string(), bytes));
+    }
+    // Archive order is arbitrary: sort so that loading is reproducible.
+    members.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    let mut classes: Vec<String> = members
+        .iter()
+        .filter(|m| !m.0)
+        .map(|m| m.1.clone())
+        .collect();
+    classes.dedup();
+    if classes.is_empty() {
+        return Err(bad("no train/<class>/ images in the archive".into()));
+    }
+    let decoded: Vec<Result<(bool, u8, Vec<u8>)>> = members
+        .par_iter()
+        .map(|(is_test, class, file, bytes)| {
+            let label = classes
+                .iter()
+                .position(|c| c == class)
+                .ok_or_else(|| bad(format!("test class {class:?} has no train folder")))?;
+            let img = image::load_from_memory(bytes)
+                .map_err(|e| bad(format!("{class}/{file}: {e}")))?
+                .to_rgb8();
+            let img = if img.dimensions() == (SIDE as u32, SIDE as u32) {
+                img
+            } else {
+                image::imageops::resize(
+                    &img,
+                    SIDE as u32,
+                    SIDE as u32,
+                    image::imageops::FilterType::Triangle,
+                )
+            };
+            Ok((*is_test, label as u8, hwc_to_chw(img.as_raw(), 3)))
+        })
+        .collect();
+    let empty = || LabelledImages {
+        pixels: Vec::new(),
+        labels: Vec::new(),
+        shape: ImageShape {
+            channels: 3,
+            height: SIDE,
+            width: SIDE,
+        },
+        classes: classes.clone(),
+    };
+    let (mut train, mut test) = (empty(), empty());
+    for item in decoded {
+        let (is_test, label, pixels) = item?;
+        let target = if is_test { &mut test } else { &mut train };
+        target.labels.push(label);
+        target.pixels.extend_from_slice(&pixels);
+    }
+    if test.labels.is_empty() {
+        return Err(bad("no test/<class>/ images in the archive".into()));
+    }
+    Ok(Split { train, test })
 }
 
 /// Unpacks the verified archive into a temporary folder, then renames it into place.
@@ -195,6 +292,42 @@ mod tests {
         rec[0] = 10;
         fs::write(&p, rec).unwrap();
         assert!(read_batch(&p).unwrap_err().to_string().contains("label 10"));
+    }
+
+    #[test]
+    fn reads_the_jpeg_archive_form_without_unpacking() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for split in ["train", "test"] {
+            synthetic::write_image_folder(&tree.join(split), &["dog", "cat"], 2, (32, 32), 3)
+                .unwrap();
+        }
+        let data_root = dir.path().join("data");
+        let cifar = data_root.join("cifar10");
+        fs::create_dir_all(&cifar).unwrap();
+        let file = fs::File::create(cifar.join(JPEG_ARCHIVE)).unwrap();
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        tar.append_dir_all(".", &tree).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+
+        let data = DataDir::new(Some(data_root)).with_download(false);
+        let split = load(&data).unwrap();
+        assert_eq!(split.train.classes, vec!["cat", "dog"]);
+        assert_eq!(split.train.len(), 4);
+        assert_eq!(split.test.len(), 4);
+        assert_eq!(split.train.labels, vec![0, 0, 1, 1]);
+        // Same pixels as the folder form (PNG is lossless).
+        let folder = load_image_folder(&tree).unwrap();
+        let mut by_label: Vec<(u8, &[u8])> = (0..4)
+            .map(|i| (folder.train.labels[i], folder.train.image(i)))
+            .collect();
+        by_label.sort();
+        let mut ours: Vec<(u8, &[u8])> = (0..4)
+            .map(|i| (split.train.labels[i], split.train.image(i)))
+            .collect();
+        ours.sort();
+        assert_eq!(by_label, ours);
     }
 
     #[test]

@@ -104,14 +104,27 @@ const HEIGHT: u32 = 560;
 
 /// Draws `chart` and writes it to `path` as PNG, atomically.
 pub fn write_line_chart(path: &Path, chart: &LineChart) -> Result<()> {
+    write_line_charts(path, std::slice::from_ref(chart))
+}
+
+/// Draws `charts` side by side in one PNG (e.g. accuracy and loss of the same runs).
+pub fn write_line_charts(path: &Path, charts: &[LineChart]) -> Result<()> {
     let fail = |reason: String| DatasetError::Chart {
         path: path.to_path_buf(),
         reason,
     };
     ensure_font().map_err(fail)?;
-    let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(&mut rgb, chart).map_err(|e| fail(e.to_string()))?;
-    let image = image::RgbImage::from_raw(WIDTH, HEIGHT, rgb)
+    let width = WIDTH * charts.len().max(1) as u32;
+    let mut rgb = vec![255u8; (width * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, HEIGHT)).into_drawing_area();
+        let panels = root.split_evenly((1, charts.len().max(1)));
+        for (panel, chart) in panels.iter().zip(charts) {
+            draw(panel, chart).map_err(|e| fail(e.to_string()))?;
+        }
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    let image = image::RgbImage::from_raw(width, HEIGHT, rgb)
         .ok_or_else(|| fail("buffer size mismatch".into()))?;
     let mut png = Vec::new();
     image
@@ -135,15 +148,14 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 fn draw<'a>(
-    rgb: &'a mut [u8],
+    root: &DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>,
     chart: &LineChart,
 ) -> std::result::Result<(), Box<dyn std::error::Error + 'a>> {
-    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let points = || chart.curves.iter().flat_map(|c| c.points.iter());
     let (x0, x1) = padded_range(points().map(|p| p.0));
     let (y0, y1) = padded_range(points().map(|p| p.1));
-    let mut ctx = ChartBuilder::on(&root)
+    let mut ctx = ChartBuilder::on(root)
         .caption(&chart.title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(44)
@@ -198,7 +210,6 @@ fn draw<'a>(
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -245,6 +256,34 @@ mod tests {
                 assert!(has([31, 119, 180]) && has([255, 127, 14]));
             }
             // Machines without any font cannot draw text; the error says so.
+            Err(e) => assert!(e.to_string().contains(FONT_ENV), "{e}"),
+        }
+    }
+
+    #[test]
+    fn side_by_side_charts_share_one_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compare.png");
+        let chart = |title: &str| LineChart {
+            title: title.into(),
+            x_label: "epoch".into(),
+            y_label: title.into(),
+            curves: vec![Curve {
+                label: "a".into(),
+                points: vec![(1.0, 0.5), (2.0, 0.7)],
+            }],
+        };
+        match write_line_charts(&path, &[chart("accuracy"), chart("loss")]) {
+            Ok(()) => {
+                let img = image::open(&path).unwrap().to_rgb8();
+                assert_eq!(img.dimensions(), (2 * WIDTH, HEIGHT));
+                // The curve is drawn in both halves.
+                let blue_in = |x0: u32, x1: u32| {
+                    img.enumerate_pixels()
+                        .any(|(x, _, p)| x >= x0 && x < x1 && p.0 == [31, 119, 180])
+                };
+                assert!(blue_in(0, WIDTH) && blue_in(WIDTH, 2 * WIDTH));
+            }
             Err(e) => assert!(e.to_string().contains(FONT_ENV), "{e}"),
         }
     }

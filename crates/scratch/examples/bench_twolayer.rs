@@ -49,6 +49,8 @@ fn main() -> anyhow::Result<()> {
             seed: 1,
             first_epoch: e,
             progress: false,
+            regularization: Default::default(),
+            train_eval_limit: None,
         };
         let out = train(
             &mut net,

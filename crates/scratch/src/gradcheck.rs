@@ -44,8 +44,14 @@ pub fn relative_error(analytic: &[f32], numeric: &[f64]) -> f64 {
 pub fn check_input_grad(layer: &mut dyn Layer, shape: (usize, usize), seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let x = random_matrix(shape, &mut rng);
+    check_input_grad_at(layer, &x, &mut rng);
+}
+
+/// The same at a given input (e.g. one without ties for max pooling).
+pub fn check_input_grad_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut StdRng) {
+    let x = x.clone();
     let y = layer.forward(&x, Mode::Train);
-    let r = random_matrix(y.dim(), &mut rng);
+    let r = random_matrix(y.dim(), rng);
     let analytic = layer.backward(&x, &r, true).expect("dx requested");
     let mut numeric = vec![0.0f64; x.len()];
     for (i, n) in numeric.iter_mut().enumerate() {

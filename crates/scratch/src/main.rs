@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use dataset::{DataDir, MnistKind};
+use clap::{Args, Parser, Subcommand};
+use dataset::DataDir;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
 use dataset::digit_image;
-use scratch::data::Samples;
+use dataset::output::{Curve, LineChart};
+use scratch::data::{DatasetChoice, Samples};
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::{Network, argmax};
-use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec};
-use scratch::train::{TrainOptions, accuracy, confusion_matrix, train};
+use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec, OptimizerSpec};
+use scratch::train::{EpochStats, TrainOptions, accuracy, confusion_matrix, train};
 use scratch::weights_file::{self, Provenance};
 use scratch::{gates, optimizer};
 
@@ -26,7 +27,10 @@ use scratch::{gates, optimizer};
 #[command(
     name = "scratch",
     version,
-    about = "Neural networks from scratch: the course's MNIST exercises"
+    about = "Neural networks from scratch: the course's MNIST exercises",
+    long_about = "Neural networks from scratch: the course's exercises. No ML framework: \
+layers with forward/backward passes, backprop, six optimisers, im2col convolution.\n\n\
+Data sets are looked for in --data-dir (or $DL_DATA_DIR), then data/, then downloaded."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,47 +49,51 @@ enum Command {
     /// Task 3: train 784 → M → 10 with backprop and minibatch SGD; saves the weights as
     /// safetensors at the end and on Ctrl-C.
     Train(TrainArgs),
-    /// Test accuracy and the 10×10 confusion matrix of trained weights.
+    /// Test accuracy and the confusion matrix of trained weights.
     Eval(EvalArgs),
+    /// Train several configs on the same data and plot their test accuracy and training
+    /// loss per epoch side by side (compare.png, compare.csv).
+    Compare(CompareArgs),
 }
 
 #[derive(Args, Clone)]
 struct DataArgs {
-    /// Folder holding the data sets (`mnist/`, `fashion/`, ...). Looked in first, then the
-    /// project's `data/`, then the files are downloaded into `data/`.
+    /// Folder holding the data sets (`mnist/`, `fashion/`, `cifar10/`). Looked in first,
+    /// then the project's `data/`, then the files are downloaded into `data/`.
     #[arg(long, env = dataset::DATA_DIR_ENV, global = true)]
     data_dir: Option<PathBuf>,
     /// Never download: fail if the files are not found.
     #[arg(long, global = true)]
     offline: bool,
-    /// Which MNIST-format data set.
-    #[arg(long, value_enum, default_value_t = DatasetName::Mnist)]
-    dataset: DatasetName,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DatasetName {
-    Mnist,
-    Fashion,
+    /// Data set: mnist, fashion, cifar10 or folder:DIR (DIR/train/<class>/*,
+    /// DIR/test/<class>/*) [default: the config's, or the weights file's, else mnist].
+    #[arg(long)]
+    dataset: Option<DatasetChoice>,
 }
 
 impl DataArgs {
-    fn load(&self) -> Result<(Samples, Samples)> {
-        self.load_limited(None, None)
+    /// `--dataset`, else `fallback` (a config's or weights file's), else MNIST.
+    fn choice(&self, fallback: Option<&str>) -> Result<DatasetChoice> {
+        match (&self.dataset, fallback) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, Some(name)) => name.parse().map_err(anyhow::Error::msg),
+            (None, None) => Ok(DatasetChoice::Mnist),
+        }
+    }
+
+    fn load(&self, choice: &DatasetChoice) -> Result<(Samples, Samples)> {
+        self.load_limited(choice, None, None)
     }
 
     /// The data set, keeping only the first `train_limit` / `test_limit` images if given.
     fn load_limited(
         &self,
+        choice: &DatasetChoice,
         train_limit: Option<usize>,
         test_limit: Option<usize>,
     ) -> Result<(Samples, Samples)> {
-        let kind = match self.dataset {
-            DatasetName::Mnist => MnistKind::Digits,
-            DatasetName::Fashion => MnistKind::Fashion,
-        };
         let dirs = DataDir::new(self.data_dir.clone()).with_download(!self.offline);
-        let split = dataset::mnist::load(kind, &dirs)?;
+        let split = choice.load(&dirs)?;
         let keep = |images: dataset::LabelledImages, limit: Option<usize>| match limit {
             Some(n) => images.truncate(n),
             None => images,
@@ -107,19 +115,20 @@ struct NetworkArgs {
 }
 
 impl NetworkArgs {
-    fn network(&self) -> Result<Network> {
+    fn network(&self) -> Result<(Network, Provenance)> {
         match &self.weights {
-            Some(path) => Ok(weights_file::load(path)?.0),
+            Some(path) => weights_file::load(path),
             None => {
                 let cfg = ExperimentConfig::default_config();
-                Network::new(
+                let net = Network::new(
                     &Architecture {
                         input: InputShape::MNIST,
                         classes: 10,
                         layers: cfg.layers,
                     },
                     self.seed,
-                )
+                )?;
+                Ok((net, Provenance::default()))
             }
         }
     }
@@ -131,11 +140,12 @@ struct PredictArgs {
     net: NetworkArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Test image index 0..9999 (otherwise read from standard input).
+    /// Test image index (otherwise read from standard input).
     #[arg(long, conflicts_with = "image")]
     index: Option<String>,
-    /// Classify this PNG/JPEG instead: converted to 28×28 grey, white digit on black,
-    /// cropped, scaled to a 20-pixel box and centred by mass, as MNIST was made.
+    /// Classify this PNG/JPEG instead. For a 28×28 grey network (MNIST) it is converted
+    /// to a white digit on black, cropped, scaled to a 20-pixel box and centred by mass,
+    /// as MNIST was made; for other networks it is resized to the network's input.
     #[arg(long)]
     image: Option<PathBuf>,
 }
@@ -151,35 +161,23 @@ struct LossArgs {
     batch_size: usize,
 }
 
-#[derive(Args)]
-struct TrainArgs {
+/// Settings shared by `train` and `compare`: each overrides the config's value.
+#[derive(Args, Clone)]
+struct RunArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Experiment config (TOML). Default: configs/mlp-sigmoid.toml, compiled in.
-    #[arg(long)]
-    config: Option<PathBuf>,
     /// Epochs to train (this run; a resumed run adds them).
     #[arg(long)]
     epochs: Option<usize>,
     /// Minibatch size B.
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Learning rate η.
+    /// Learning rate η (α for Adam); AdaDelta has none.
     #[arg(long)]
     lr: Option<f32>,
-    /// Hidden units M (the first affine layer's width).
-    #[arg(long)]
-    hidden: Option<usize>,
-    /// Seed for the initial weights and the minibatch order.
+    /// Seed for the initial weights, dropout masks and the minibatch order.
     #[arg(long)]
     seed: Option<u64>,
-    /// Where to write the weights [default: runs/scratch/<config name>.safetensors, or the
-    /// --resume file].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue training from these weights.
-    #[arg(long)]
-    resume: Option<PathBuf>,
     /// Use only the first N training images (for quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -189,12 +187,44 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Experiment config (TOML): layers, optimiser, regularisation, training settings.
+    /// Default: configs/mlp-sigmoid.toml (the task-3 network), compiled in.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Hidden units M (the first affine layer's width).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Where to write the weights [default: runs/scratch/<config name>.safetensors, or the
+    /// --resume file].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue training from these weights.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct EvalArgs {
     /// Trained weights (safetensors from `scratch train`).
     #[arg(long)]
     weights: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Experiment configs to train, one curve each (e.g. configs/compare/*.toml).
+    #[arg(required = true, num_args = 1..)]
+    configs: Vec<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Folder for compare.png and compare.csv.
+    #[arg(long, default_value = "runs/compare")]
+    out: PathBuf,
 }
 
 fn main() {
@@ -208,6 +238,7 @@ fn main() {
         Command::Loss(a) => loss(a),
         Command::Train(a) => train_command(a),
         Command::Eval(a) => eval(a),
+        Command::Compare(a) => compare(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -215,23 +246,31 @@ fn main() {
     }
 }
 
-fn predict(args: PredictArgs) -> Result<()> {
-    let mut net = args.net.network()?;
-    if net.arch.input != InputShape::MNIST || net.arch.classes != 10 {
-        bail!(
-            "the weights are for {:?} inputs with {} classes, not 28×28 MNIST digits",
-            net.arch.input,
-            net.arch.classes
-        );
+/// Data set names for a file's classes: the file's own, else "0", "1", ...
+fn class_names(prov: &Provenance, classes: usize) -> Vec<String> {
+    if prov.classes.len() == classes {
+        prov.classes.clone()
+    } else {
+        (0..classes).map(|c| c.to_string()).collect()
     }
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let (mut net, prov) = args.net.network()?;
+    let names = class_names(&prov, net.arch.classes);
     if let Some(path) = &args.image {
-        let x =
-            Array2::from_shape_vec((1, 784), digit_image::mnist_input(path)?).expect("784 values");
+        let input = net.arch.input;
+        let pixels = if input == InputShape::MNIST {
+            digit_image::mnist_input(path)?
+        } else {
+            image_input(path, input)?
+        };
+        let x = Array2::from_shape_vec((1, input.features()), pixels).expect("one input row");
         let probs = softmax_rows(&net.predict(&x, Mode::Eval));
         let p = probs.as_slice().expect("row-major");
-        println!("{}: {}", path.display(), argmax(p));
-        for (digit, prob) in p.iter().enumerate() {
-            println!("  {digit}: {prob:.4}");
+        println!("{}: {}", path.display(), names[argmax(p)]);
+        for (name, prob) in names.iter().zip(p) {
+            println!("  {name}: {prob:.4}");
         }
         return Ok(());
     }
@@ -239,7 +278,9 @@ fn predict(args: PredictArgs) -> Result<()> {
         Some(i) => i.clone(),
         None => read_index_from_stdin()?,
     };
-    let (_, test) = args.data.load()?;
+    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let (_, test) = args.data.load(&choice)?;
+    check_fits(&net, &test, args.net.weights.as_deref())?;
     let index: usize = text
         .trim()
         .parse()
@@ -254,9 +295,45 @@ fn predict(args: PredictArgs) -> Result<()> {
         })?;
     let x = test.x.row(index).to_owned().insert_axis(ndarray::Axis(0));
     let logits = net.predict(&x, Mode::Eval);
-    let digit = argmax(logits.as_slice().expect("row-major"));
-    println!("{digit}");
-    eprintln!("(test image {index}: label {})", test.labels[index]);
+    let class = argmax(logits.as_slice().expect("row-major"));
+    println!("{}", names[class]);
+    eprintln!(
+        "(test image {index}: label {})",
+        names[test.labels[index] as usize]
+    );
+    Ok(())
+}
+
+/// Any image as an input of `shape`: resized (bilinear), grey or RGB, channels-last, /255.
+fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
+    let img =
+        image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let resized = img.resize_exact(w, h, image::imageops::FilterType::Triangle);
+    let bytes = match shape.channels {
+        1 => resized.to_luma8().into_raw(),
+        3 => resized.to_rgb8().into_raw(),
+        c => bail!("the network takes {c}-channel images; only 1 and 3 can be read from files"),
+    };
+    Ok(bytes.into_iter().map(|b| b as f32 / 255.0).collect())
+}
+
+/// The network's input and classes must match the data's.
+fn check_fits(net: &Network, data: &Samples, weights: Option<&Path>) -> Result<()> {
+    let shape = InputShape {
+        channels: data.shape.channels,
+        height: data.shape.height,
+        width: data.shape.width,
+    };
+    if net.arch.input != shape || net.arch.classes < data.classes.len() {
+        bail!(
+            "{}: the network takes {} inputs with {} classes; the data has {shape} images with {} classes",
+            weights.map_or("the network".into(), |p| p.display().to_string()),
+            net.arch.input,
+            net.arch.classes,
+            data.classes.len()
+        );
+    }
     Ok(())
 }
 
@@ -278,8 +355,10 @@ fn read_index_from_stdin() -> Result<String> {
 }
 
 fn loss(args: LossArgs) -> Result<()> {
-    let mut net = args.net.network()?;
-    let (train, _) = args.data.load()?;
+    let (mut net, prov) = args.net.network()?;
+    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let (train, _) = args.data.load(&choice)?;
+    check_fits(&net, &train, args.net.weights.as_deref())?;
     if args.batch_size == 0 || args.batch_size > train.len() {
         bail!("--batch-size must be in 1..={}", train.len());
     }
@@ -295,50 +374,144 @@ fn loss(args: LossArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_command(args: TrainArgs) -> Result<()> {
-    let (cfg, cfg_name) = match &args.config {
-        Some(p) => (
-            ExperimentConfig::load(p)?,
-            p.file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
-        ),
-        None => (
-            ExperimentConfig::default_config(),
-            "mlp-sigmoid".to_string(),
-        ),
-    };
-    let settings = &cfg.train;
-    let epochs = args.epochs.unwrap_or(settings.epochs);
-    let batch_size = args.batch_size.unwrap_or(settings.batch_size);
-    let seed = args.seed.unwrap_or(settings.seed);
-    let mut opt_spec = cfg.optimizer.clone();
-    if let Some(lr) = args.lr {
-        let scratch::spec::OptimizerSpec::Sgd { lr: l } = &mut opt_spec;
-        *l = lr;
+/// A config with the command line's overrides applied.
+struct Experiment {
+    name: String,
+    cfg: ExperimentConfig,
+    dataset: DatasetChoice,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    optimizer: OptimizerSpec,
+}
+
+impl Experiment {
+    fn new(path: Option<&Path>, run: &RunArgs) -> Result<Self> {
+        let (cfg, name) = match path {
+            Some(p) => (
+                ExperimentConfig::load(p)?,
+                p.file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            ),
+            None => (
+                ExperimentConfig::default_config(),
+                "mlp-sigmoid".to_string(),
+            ),
+        };
+        let origin = path.map_or("configs/mlp-sigmoid.toml".into(), |p| {
+            p.display().to_string()
+        });
+        let optimizer = match run.lr {
+            Some(lr) => cfg.optimizer.with_lr(lr)?,
+            None => cfg.optimizer.clone(),
+        };
+        let batch_size = run.batch_size.unwrap_or(cfg.train.batch_size);
+        if batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        Ok(Self {
+            dataset: run
+                .data
+                .choice(cfg.train.dataset.as_deref())
+                .with_context(|| format!("{origin}: [train] dataset"))?,
+            epochs: run.epochs.unwrap_or(cfg.train.epochs),
+            seed: run.seed.unwrap_or(cfg.train.seed),
+            batch_size,
+            optimizer,
+            name,
+            cfg,
+        })
     }
 
-    if batch_size == 0 {
-        bail!("--batch-size must be at least 1");
+    /// The network for `data`, checked before any training starts.
+    fn architecture(&self, data: &Samples) -> Result<Architecture> {
+        let arch = Architecture {
+            input: InputShape {
+                channels: data.shape.channels,
+                height: data.shape.height,
+                width: data.shape.width,
+            },
+            classes: data.classes.len(),
+            layers: self.cfg.layers.clone(),
+        };
+        arch.validate().with_context(|| {
+            format!(
+                "config {}: the layers do not fit {}",
+                self.name, self.dataset
+            )
+        })?;
+        Ok(arch)
     }
+
+    fn options(&self, first_epoch: usize, progress: bool) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            first_epoch,
+            progress,
+            regularization: self.cfg.regularization,
+            train_eval_limit: self.cfg.train.train_eval_limit,
+        }
+    }
+}
+
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+fn print_epoch(name: Option<&str>, e: &EpochStats, of: usize) {
+    println!(
+        "{}epoch {:>3}/{}  loss {:.4}  train acc {:.4}  test acc {:.4}  time {:.2}s",
+        name.map_or(String::new(), |n| format!("{n}: ")),
+        e.epoch,
+        of,
+        e.loss,
+        e.train_accuracy,
+        e.test_accuracy,
+        e.seconds
+    );
+}
+
+fn train_command(args: TrainArgs) -> Result<()> {
+    let exp = Experiment::new(args.config.as_deref(), &args.run)?;
     if args.resume.is_some() && (args.hidden.is_some() || args.config.is_some()) {
         eprintln!(
             "warning: --resume takes the network from the weights file; the layers of --config and --hidden are not used"
         );
     }
-    let (mut net, done) = match &args.resume {
-        Some(path) => {
-            let (net, prov) = weights_file::load(path)?;
+    let resumed = args
+        .resume
+        .as_ref()
+        .map(|p| weights_file::load(p))
+        .transpose()?;
+    let dataset = match (&resumed, &args.run.data.dataset) {
+        (Some((_, prov)), None) => args.run.data.choice(prov.dataset.as_deref())?,
+        _ => exp.dataset.clone(),
+    };
+    let (train_set, test_set) =
+        args.run
+            .data
+            .load_limited(&dataset, args.run.train_limit, args.run.test_limit)?;
+    let (mut net, done) = match resumed {
+        Some((net, prov)) => {
+            check_fits(&net, &train_set, args.resume.as_deref())?;
             eprintln!(
                 "resuming from {} ({} epochs done)",
-                path.display(),
+                args.resume.as_deref().unwrap_or(Path::new("")).display(),
                 prov.epochs
             );
             (net, prov.epochs)
         }
         None => {
-            let mut layers = cfg.layers.clone();
+            let mut arch = exp.architecture(&train_set)?;
             if let Some(m) = args.hidden {
-                match layers
+                match arch
+                    .layers
                     .iter_mut()
                     .find(|l| matches!(l, LayerSpec::Affine { .. }))
                 {
@@ -346,65 +519,50 @@ fn train_command(args: TrainArgs) -> Result<()> {
                     _ => bail!("--hidden: the config has no affine layer"),
                 }
             }
-            let arch = Architecture {
-                input: InputShape::MNIST,
-                classes: 10,
-                layers,
-            };
-            (Network::new(&arch, seed).context("invalid network")?, 0)
+            (Network::new(&arch, exp.seed).context("invalid network")?, 0)
         }
     };
     let out = args
         .out
         .clone()
         .or_else(|| args.resume.clone())
-        .unwrap_or_else(|| Path::new("runs/scratch").join(format!("{cfg_name}.safetensors")));
+        .unwrap_or_else(|| Path::new("runs/scratch").join(format!("{}.safetensors", exp.name)));
 
-    let (train_set, test_set) = args.data.load_limited(args.train_limit, args.test_limit)?;
-    let mut opt = optimizer::build(&opt_spec);
+    let mut opt = optimizer::build(&exp.optimizer);
     println!(
-        "network {}; {opt_spec:?}; batch {batch_size}; {} train / {} test images",
-        describe(&net.arch),
+        "network {}; {:?}; batch {}; {}: {} train / {} test images",
+        net.arch.describe(),
+        exp.optimizer,
+        exp.batch_size,
+        dataset,
         train_set.len(),
         test_set.len()
     );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
-    let options = TrainOptions {
-        epochs,
-        batch_size,
-        seed,
-        first_epoch: done,
-        progress: std::io::stderr().is_terminal(),
-    };
+    let stop = ctrl_c_flag()?;
     let outcome = train(
         &mut net,
         opt.as_mut(),
         &train_set,
         &test_set,
-        &options,
+        &exp.options(done, std::io::stderr().is_terminal()),
         &stop,
-        |e| {
-            println!(
-                "epoch {:>3}/{}  loss {:.4}  train acc {:.4}  test acc {:.4}  time {:.2}s",
-                e.epoch,
-                done + epochs,
-                e.loss,
-                e.train_accuracy,
-                e.test_accuracy,
-                e.seconds
-            );
-        },
+        |e| print_epoch(None, e, done + exp.epochs),
     );
     let epochs_done = done + outcome.epochs.len();
+    if let Some(epoch) = outcome.diverged {
+        bail!(
+            "the training loss became NaN or infinite in epoch {epoch} (try a smaller --lr); \
+             {} was not written",
+            out.display()
+        );
+    }
     weights_file::save(
         &out,
         &net,
         &Provenance {
             epochs: epochs_done,
+            dataset: Some(dataset.to_string()),
+            classes: train_set.classes.clone(),
         },
     )?;
     if outcome.interrupted {
@@ -418,32 +576,14 @@ fn train_command(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(arch: &Architecture) -> String {
-    let mut parts = vec![arch.input.features().to_string()];
-    for l in &arch.layers {
-        parts.push(match l {
-            LayerSpec::Affine { units, .. } => format!("affine {units}"),
-            LayerSpec::Sigmoid => "sigmoid".into(),
-            LayerSpec::Relu => "relu".into(),
-        });
-    }
-    parts.join(" → ")
-}
-
 fn eval(args: EvalArgs) -> Result<()> {
     let (mut net, prov) = weights_file::load(&args.weights)?;
-    let (_, test) = args.data.load()?;
-    if net.arch.input.features() != test.x.ncols() {
-        bail!(
-            "{}: the network expects {} inputs, the data has {}",
-            args.weights.display(),
-            net.arch.input.features(),
-            test.x.ncols()
-        );
-    }
+    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let (_, test) = args.data.load(&choice)?;
+    check_fits(&net, &test, Some(&args.weights))?;
     let acc = accuracy(&mut net, &test);
     println!(
-        "{} ({} epochs): test accuracy {:.4} ({} images)",
+        "{} ({} epochs): test accuracy {:.4} ({} {choice} images)",
         args.weights.display(),
         prov.epochs,
         acc,
@@ -451,17 +591,130 @@ fn eval(args: EvalArgs) -> Result<()> {
     );
     println!("confusion matrix (rows: true class, columns: predicted)");
     let m = confusion_matrix(&mut net, &test);
-    print!("     ");
-    for j in 0..m.len() {
-        print!("{j:>6}");
+    let names = class_names(&prov, net.arch.classes);
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(1).max(5) + 1;
+    print!("{:>width$}", "");
+    for name in &names {
+        print!("{name:>width$}");
     }
     println!();
-    for (i, row) in m.iter().enumerate() {
-        print!("{i:>4} ");
+    for (name, row) in names.iter().zip(&m) {
+        print!("{name:>width$}");
         for v in row {
-            print!("{v:>6}");
+            print!("{v:>width$}");
         }
         println!();
+    }
+    Ok(())
+}
+
+fn compare(args: CompareArgs) -> Result<()> {
+    // Read every config and check its layers before training any.
+    let experiments = args
+        .configs
+        .iter()
+        .map(|p| Experiment::new(Some(p), &args.run))
+        .collect::<Result<Vec<_>>>()?;
+    let mut data: Vec<(DatasetChoice, (Samples, Samples))> = Vec::new();
+    for exp in &experiments {
+        if !data.iter().any(|(d, _)| *d == exp.dataset) {
+            let loaded = args.run.data.load_limited(
+                &exp.dataset,
+                args.run.train_limit,
+                args.run.test_limit,
+            )?;
+            data.push((exp.dataset.clone(), loaded));
+        }
+    }
+    let data_of = |exp: &Experiment| {
+        &data
+            .iter()
+            .find(|(d, _)| *d == exp.dataset)
+            .expect("loaded above")
+            .1
+    };
+    let archs = experiments
+        .iter()
+        .map(|exp| exp.architecture(&data_of(exp).0))
+        .collect::<Result<Vec<_>>>()?;
+
+    let stop = ctrl_c_flag()?;
+    let mut csv = String::from("config,epoch,loss,train_acc,test_acc,seconds\n");
+    let mut results: Vec<(String, Vec<EpochStats>)> = Vec::new();
+    for (exp, arch) in experiments.iter().zip(&archs) {
+        let (train_set, test_set) = data_of(exp);
+        println!(
+            "{}: {}; {:?}; batch {}; {}",
+            exp.name,
+            arch.describe(),
+            exp.optimizer,
+            exp.batch_size,
+            exp.dataset
+        );
+        let mut net = Network::new(arch, exp.seed)?;
+        let mut opt = optimizer::build(&exp.optimizer);
+        let outcome = train(
+            &mut net,
+            opt.as_mut(),
+            train_set,
+            test_set,
+            &exp.options(0, std::io::stderr().is_terminal()),
+            &stop,
+            |e| print_epoch(Some(&exp.name), e, exp.epochs),
+        );
+        if let Some(epoch) = outcome.diverged {
+            eprintln!(
+                "{}: the loss became NaN or infinite in epoch {epoch}; its curve stops there",
+                exp.name
+            );
+        }
+        for e in &outcome.epochs {
+            csv.push_str(&format!(
+                "{},{},{},{},{},{:.3}\n",
+                exp.name, e.epoch, e.loss, e.train_accuracy, e.test_accuracy, e.seconds
+            ));
+        }
+        results.push((exp.name.clone(), outcome.epochs));
+        if outcome.interrupted {
+            eprintln!("interrupted: writing the results so far");
+            break;
+        }
+    }
+    let csv_path = args.out.join("compare.csv");
+    dataset::output::write_atomic(&csv_path, csv.as_bytes())?;
+    let curves = |value: fn(&EpochStats) -> f32| {
+        results
+            .iter()
+            .map(|(name, epochs)| Curve {
+                label: name.clone(),
+                points: epochs
+                    .iter()
+                    .map(|e| (e.epoch as f64, value(e) as f64))
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let charts = [
+        LineChart {
+            title: "test accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            curves: curves(|e| e.test_accuracy),
+        },
+        LineChart {
+            title: "training loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            curves: curves(|e| e.loss),
+        },
+    ];
+    let png_path = args.out.join("compare.png");
+    match dataset::output::write_line_charts(&png_path, &charts) {
+        Ok(()) => println!("wrote {} and {}", png_path.display(), csv_path.display()),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            println!("wrote {}", csv_path.display());
+        }
     }
     Ok(())
 }

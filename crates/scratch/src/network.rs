@@ -7,7 +7,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::init::{self, Init};
-use crate::layers::{Affine, Layer, Mode, ParamGrad, Relu, Sigmoid, SoftmaxWithLoss};
+use crate::layers::im2col::Window;
+use crate::layers::{
+    Affine, BatchNorm, Conv, Dropout, Flatten, Layer, MaxPool, Mode, ParamGrad, Relu, Sigmoid,
+    SoftmaxWithLoss,
+};
 use crate::spec::{Architecture, LayerSpec};
 
 pub struct Network {
@@ -25,20 +29,57 @@ const EVAL_CHUNK: usize = 1000;
 impl Network {
     /// A network with fresh weights drawn with `seed`.
     pub fn new(arch: &Architecture, seed: u64) -> Result<Self> {
-        arch.validate()?;
+        let shapes = arch.shapes()?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut features = arch.input.features();
+        let mut input = arch.input;
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(arch.layers.len());
-        for spec in &arch.layers {
+        for (i, (spec, &output)) in arch.layers.iter().zip(&shapes).enumerate() {
             layers.push(match *spec {
                 LayerSpec::Affine { units, init } => {
-                    let w = init::weights(features, units, init.unwrap_or(Init::Xavier), &mut rng);
-                    features = units;
+                    let w = init::weights(
+                        input.features(),
+                        units,
+                        init.unwrap_or(Init::Xavier),
+                        &mut rng,
+                    );
                     Box::new(Affine::new(w, Array2::zeros((1, units))))
                 }
                 LayerSpec::Sigmoid => Box::new(Sigmoid::default()),
                 LayerSpec::Relu => Box::new(Relu::default()),
+                LayerSpec::Conv {
+                    filters,
+                    size,
+                    stride,
+                    pad,
+                    init,
+                } => {
+                    let window =
+                        Window::new(input.hwc(), size, stride, pad).expect("validated by shapes()");
+                    // Fan-in of a filter: its size·size·C inputs.
+                    let w = init::weights(
+                        window.patch_len(),
+                        filters,
+                        init.unwrap_or(Init::He),
+                        &mut rng,
+                    );
+                    Box::new(Conv::new(window, w, Array2::zeros((1, filters))))
+                }
+                LayerSpec::MaxPool { size, stride } => {
+                    let stride = LayerSpec::pool_stride(size, stride);
+                    let window =
+                        Window::new(input.hwc(), size, stride, 0).expect("validated by shapes()");
+                    Box::new(MaxPool::new(window))
+                }
+                LayerSpec::Flatten => Box::new(Flatten),
+                LayerSpec::Dropout { ratio } => Box::new(Dropout::new(
+                    ratio,
+                    seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
+                )),
+                LayerSpec::BatchNorm { momentum, eps } => {
+                    Box::new(BatchNorm::new(output.channels, momentum, eps))
+                }
             });
+            input = output;
         }
         Ok(Self {
             arch: arch.clone(),
@@ -90,8 +131,9 @@ impl Network {
         self.layers.iter_mut().flat_map(|l| l.params()).collect()
     }
 
-    /// Stored tensors named as in the course: W1, b1, W2, b2, ... numbered by layer with
-    /// parameters.
+    /// Stored tensors named as in the course: W1, b1, W2, b2, ... numbered per name, so
+    /// the k-th layer with weights holds Wk and bk, the k-th BatchNorm gammak, betak,
+    /// running_meank and running_vark.
     pub fn named_tensors(&self) -> Vec<(String, &Array2<f32>)> {
         course_names(self.layers.iter().map(|l| l.tensors()))
     }
@@ -117,16 +159,15 @@ impl Network {
     }
 }
 
-/// Appends k to each layer's short names ("W" → "W1"), k counting the layers that have
-/// tensors.
+/// Appends a count to each short name ("W" → "W1", "W2", ...), counting per name.
 fn course_names<T>(per_layer: impl Iterator<Item = Vec<(&'static str, T)>>) -> Vec<(String, T)> {
+    let mut seen: std::collections::HashMap<&'static str, usize> = Default::default();
     per_layer
-        .filter(|tensors| !tensors.is_empty())
-        .enumerate()
-        .flat_map(|(i, tensors)| {
-            tensors
-                .into_iter()
-                .map(move |(name, t)| (format!("{name}{}", i + 1), t))
+        .flatten()
+        .map(|(name, t)| {
+            let k = seen.entry(name).or_insert(0);
+            *k += 1;
+            (format!("{name}{k}"), t)
         })
         .collect()
 }
@@ -165,6 +206,41 @@ mod tests {
         }
     }
 
+    /// Central differences of the mean cross-entropy against every parameter's analytic
+    /// gradient.
+    fn check_network_gradients(net: &mut Network, x: &Array2<f32>, labels: &[u8], h: f32) {
+        net.gradient(x, labels);
+        let analytic: Vec<Vec<f32>> = net
+            .params()
+            .iter()
+            .map(|p| p.grad.iter().copied().collect())
+            .collect();
+        for (p, analytic) in analytic.iter().enumerate() {
+            let mut numeric = vec![0.0f64; analytic.len()];
+            for (i, n) in numeric.iter_mut().enumerate() {
+                net.params()[p].param.as_slice_mut().unwrap()[i] += h;
+                let lp = net.loss(x, labels, Mode::Train) as f64;
+                net.params()[p].param.as_slice_mut().unwrap()[i] -= 2.0 * h;
+                let lm = net.loss(x, labels, Mode::Train) as f64;
+                net.params()[p].param.as_slice_mut().unwrap()[i] += h;
+                *n = (lp - lm) / (2.0 * h as f64);
+            }
+            let err = relative_error(analytic, &numeric);
+            // A gradient that is zero by construction (a bias followed by BatchNorm,
+            // which subtracts the mean) makes the relative error meaningless: there
+            // both sides must be zero up to rounding.
+            let max_diff = analytic
+                .iter()
+                .zip(&numeric)
+                .map(|(&a, &n)| (a as f64 - n).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                err < 1e-2 || max_diff < 1e-4,
+                "parameter {p}: relative error {err:.2e}, largest difference {max_diff:.2e}"
+            );
+        }
+    }
+
     /// Whole-network check: the gradient of the mean cross-entropy with respect to every
     /// parameter, against central differences of the loss.
     #[test]
@@ -173,28 +249,72 @@ mod tests {
             let mut net = Network::new(&small_arch(hidden), 3).unwrap();
             let mut rng = StdRng::seed_from_u64(4);
             let x = random_matrix((7, 6), &mut rng);
-            let labels = [0u8, 1, 2, 3, 0, 1, 2];
-            net.gradient(&x, &labels);
-            let analytic: Vec<Vec<f32>> = net
-                .params()
-                .iter()
-                .map(|p| p.grad.iter().copied().collect())
-                .collect();
-            let h = 1e-2f32;
-            for (p, analytic) in analytic.iter().enumerate() {
-                let mut numeric = vec![0.0f64; analytic.len()];
-                for (i, n) in numeric.iter_mut().enumerate() {
-                    net.params()[p].param.as_slice_mut().unwrap()[i] += h;
-                    let lp = net.loss(&x, &labels, Mode::Train) as f64;
-                    net.params()[p].param.as_slice_mut().unwrap()[i] -= 2.0 * h;
-                    let lm = net.loss(&x, &labels, Mode::Train) as f64;
-                    net.params()[p].param.as_slice_mut().unwrap()[i] += h;
-                    *n = (lp - lm) / (2.0 * h as f64);
-                }
-                let err = relative_error(analytic, &numeric);
-                assert!(err < 1e-2, "parameter {p}: relative error {err:.2e}");
-            }
+            check_network_gradients(&mut net, &x, &[0, 1, 2, 3, 0, 1, 2], 1e-2);
         }
+    }
+
+    /// A small conv net end to end: conv (padded, 2 channels in) → BatchNorm → ReLU →
+    /// pool → conv stride 2 → flatten → affine.
+    #[test]
+    fn conv_net_gradients_match_numerical_differentiation() {
+        let arch = Architecture {
+            input: InputShape {
+                channels: 2,
+                height: 6,
+                width: 6,
+            },
+            classes: 3,
+            layers: vec![
+                LayerSpec::Conv {
+                    filters: 3,
+                    size: 3,
+                    stride: 1,
+                    pad: 1,
+                    init: None,
+                },
+                LayerSpec::BatchNorm {
+                    momentum: 0.9,
+                    eps: 1e-5,
+                },
+                LayerSpec::Relu,
+                LayerSpec::MaxPool {
+                    size: 2,
+                    stride: None,
+                },
+                LayerSpec::Conv {
+                    filters: 2,
+                    size: 2,
+                    stride: 2,
+                    pad: 1,
+                    init: None,
+                },
+                LayerSpec::Flatten,
+                LayerSpec::Affine {
+                    units: 3,
+                    init: None,
+                },
+            ],
+        };
+        let mut net = Network::new(&arch, 8).unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let x = random_matrix((5, 72), &mut rng);
+        check_network_gradients(&mut net, &x, &[0, 1, 2, 1, 0], 1e-3);
+        let names: Vec<String> = net.named_tensors().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "W1",
+                "b1",
+                "gamma1",
+                "beta1",
+                "running_mean1",
+                "running_var1",
+                "W2",
+                "b2",
+                "W3",
+                "b3"
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use rand::seq::SliceRandom;
 use crate::data::Samples;
 use crate::network::Network;
 use crate::optimizer::Optimizer;
+use crate::regularization;
+use crate::spec::Regularization;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -23,6 +25,11 @@ pub struct TrainOptions {
     pub first_epoch: usize,
     /// Draw a progress bar (it only appears on a terminal).
     pub progress: bool,
+    /// L1/L2 penalties on the weights.
+    pub regularization: Regularization,
+    /// Measure training accuracy on at most this many training images (the first ones):
+    /// a full pass over 50,000 images costs a third of a conv net's epoch.
+    pub train_eval_limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +49,9 @@ pub struct TrainOutcome {
     pub epochs: Vec<EpochStats>,
     /// Stopped early by the `stop` flag (Ctrl-C).
     pub interrupted: bool,
+    /// The loss became NaN or infinite in this epoch (learning rate too high?): training
+    /// stopped there.
+    pub diverged: Option<usize>,
 }
 
 /// Trains `net` for `options.epochs` epochs; checks `stop` after every iteration and
@@ -82,8 +92,19 @@ pub fn train(
         let mut loss_sum = 0.0f64;
         for it in 0..iterations {
             train.gather(&order[it * batch..(it + 1) * batch], &mut x, &mut labels);
-            loss_sum += net.gradient(&x, &labels) as f64;
-            optimizer.step(net.params());
+            let mut loss = net.gradient(&x, &labels);
+            let mut params = net.params();
+            loss += regularization::apply(&options.regularization, &mut params);
+            optimizer.step(params);
+            if !loss.is_finite() {
+                bar.abandon();
+                return TrainOutcome {
+                    epochs,
+                    interrupted: false,
+                    diverged: Some(epoch),
+                };
+            }
+            loss_sum += loss as f64;
             if it % 20 == 0 {
                 bar.set_message(format!("loss {:.4}", loss_sum / (it + 1) as f64));
             }
@@ -93,6 +114,7 @@ pub fn train(
                 return TrainOutcome {
                     epochs,
                     interrupted: true,
+                    diverged: None,
                 };
             }
         }
@@ -101,7 +123,10 @@ pub fn train(
         let stats = EpochStats {
             epoch,
             loss: (loss_sum / iterations as f64) as f32,
-            train_accuracy: accuracy(net, train),
+            train_accuracy: match options.train_eval_limit {
+                Some(n) if n < train.len() => accuracy_of_first(net, train, n),
+                _ => accuracy(net, train),
+            },
             test_accuracy: accuracy(net, test),
             seconds: train_seconds,
         };
@@ -111,6 +136,7 @@ pub fn train(
     TrainOutcome {
         epochs,
         interrupted: false,
+        diverged: None,
     }
 }
 
@@ -137,6 +163,18 @@ pub fn accuracy(net: &mut Network, samples: &Samples) -> f32 {
         .filter(|(p, t)| p == t)
         .count();
     correct as f32 / samples.len().max(1) as f32
+}
+
+/// Fraction of the first `n` samples classified correctly.
+pub fn accuracy_of_first(net: &mut Network, samples: &Samples, n: usize) -> f32 {
+    let n = n.min(samples.len());
+    let predicted = net.classify(&samples.x.slice(ndarray::s![..n, ..]).to_owned());
+    let correct = predicted
+        .iter()
+        .zip(&samples.labels[..n])
+        .filter(|(p, t)| p == t)
+        .count();
+    correct as f32 / n.max(1) as f32
 }
 
 /// `m[true][predicted]` counts.
@@ -186,6 +224,8 @@ mod tests {
             seed,
             first_epoch: 0,
             progress: false,
+            regularization: Regularization::default(),
+            train_eval_limit: None,
         };
         let (train_set, test_set) = (data(sizes.0, 1), data(sizes.1, 2));
         train(

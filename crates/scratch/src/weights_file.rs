@@ -18,6 +18,10 @@ const FORMAT: &str = "scratch-v1";
 pub struct Provenance {
     /// Epochs trained so far (a resumed run continues from here).
     pub epochs: usize,
+    /// The data set it was trained on (`mnist`, `cifar10`, `folder:DIR`), if known.
+    pub dataset: Option<String>,
+    /// Class names in label order (empty if unknown).
+    pub classes: Vec<String>,
 }
 
 /// Writes atomically: a temporary file in the same folder, renamed over the target, so an
@@ -47,7 +51,15 @@ pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
             serde_json::to_string(&net.arch)?,
         ),
         ("epochs".to_string(), provenance.epochs.to_string()),
+        (
+            "classes".to_string(),
+            serde_json::to_string(&provenance.classes)?,
+        ),
     ]);
+    let mut metadata = metadata;
+    if let Some(d) = &provenance.dataset {
+        metadata.insert("dataset".to_string(), d.clone());
+    }
     let serialized = safetensors::serialize(views, Some(metadata))?;
 
     let dir = path
@@ -91,6 +103,11 @@ pub fn load(path: &Path) -> Result<(Network, Provenance)> {
     )
     .map_err(|e| bad(format!("architecture: {e}")))?;
     let epochs = meta.get("epochs").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let dataset = meta.get("dataset").cloned();
+    let classes = meta
+        .get("classes")
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut net = Network::new(&arch, 0).map_err(|e| bad(format!("{e:#}")))?;
     for (name, target) in net.named_tensors_mut() {
@@ -116,7 +133,14 @@ pub fn load(path: &Path) -> Result<(Network, Provenance)> {
             *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
         }
     }
-    Ok((net, Provenance { epochs }))
+    Ok((
+        net,
+        Provenance {
+            epochs,
+            dataset,
+            classes,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -147,9 +171,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         let net = Network::new(&arch(), 5).unwrap();
-        save(&path, &net, &Provenance { epochs: 3 }).unwrap();
-        let (loaded, prov) = load(&path).unwrap();
-        assert_eq!(prov.epochs, 3);
+        let prov = Provenance {
+            epochs: 3,
+            dataset: Some("mnist".into()),
+            classes: (0..10).map(|d| d.to_string()).collect(),
+        };
+        save(&path, &net, &prov).unwrap();
+        let (loaded, back) = load(&path).unwrap();
+        assert_eq!(back.epochs, 3);
+        assert_eq!(back.dataset.as_deref(), Some("mnist"));
+        assert_eq!(back.classes, prov.classes);
         assert_eq!(loaded.arch, net.arch);
         for ((n1, t1), (n2, t2)) in net.named_tensors().iter().zip(loaded.named_tensors()) {
             assert_eq!((n1, *t1), (&n2, t2));
@@ -186,7 +217,10 @@ mod tests {
         save(
             &path,
             &Network::new(&arch(), 2).unwrap(),
-            &Provenance { epochs: 1 },
+            &Provenance {
+                epochs: 1,
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!(load(&path).unwrap().1.epochs, 1);

@@ -32,6 +32,8 @@ fn default_network_passes_95_percent_in_a_shortened_run() {
         seed: cfg.train.seed,
         first_epoch: 0,
         progress: false,
+        regularization: cfg.regularization,
+        train_eval_limit: None,
     };
     let mut opt = optimizer::build(&cfg.optimizer);
     let out = train(

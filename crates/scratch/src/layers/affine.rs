@@ -67,11 +67,13 @@ impl Layer for Affine {
         vec![
             ParamGrad {
                 param: &mut self.w,
-                grad: &self.dw,
+                grad: &mut self.dw,
+                is_weight: true,
             },
             ParamGrad {
                 param: &mut self.b,
-                grad: &self.db,
+                grad: &mut self.db,
+                is_weight: false,
             },
         ]
     }

@@ -1,14 +1,28 @@
 //! Layers with a forward and a backward pass, in the style of the course's `layers.py`.
 //!
 //! Activations are `(batch, features)` matrices; a layer caches in `forward` exactly what
-//! its `backward` needs.
+//! its `backward` needs. Images are stored channels-last: a row holds an image's pixels
+//! in (row, column, channel) order, so a convolution's output (one row per position, one
+//! column per filter) *is* the next layer's input with no transpose, and "Flatten" costs
+//! nothing.
 
 mod affine;
+mod batch_norm;
+mod conv;
+mod dropout;
+mod flatten;
+pub mod im2col;
+mod max_pool;
 mod relu;
 mod sigmoid;
 mod softmax_loss;
 
 pub use affine::Affine;
+pub use batch_norm::BatchNorm;
+pub use conv::Conv;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use max_pool::MaxPool;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_loss::{SoftmaxWithLoss, cross_entropy, softmax_rows};
@@ -25,7 +39,10 @@ pub enum Mode {
 /// A learnable parameter with the gradient `backward` left for it.
 pub struct ParamGrad<'a> {
     pub param: &'a mut Array2<f32>,
-    pub grad: &'a Array2<f32>,
+    /// Mutable so that regularisation can add its term before the optimiser reads it.
+    pub grad: &'a mut Array2<f32>,
+    /// A weight matrix (L1/L2 regularisation applies), not a bias or a BatchNorm γ/β.
+    pub is_weight: bool,
 }
 
 pub trait Layer: Send {
