@@ -259,3 +259,256 @@ fn ctrl_c_saves_the_weights_and_exits_130() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// A small conv net: conv (padded) → BatchNorm → ReLU → pool → flatten → dropout → affine.
+const SMALL_CNN: &str = r#"
+[train]
+epochs = 2
+batch_size = 20
+
+[optimizer]
+type = "adam"
+
+[regularization]
+l2 = 0.0001
+
+[[layers]]
+type = "conv"
+filters = 6
+size = 3
+pad = 1
+
+[[layers]]
+type = "batch_norm"
+
+[[layers]]
+type = "relu"
+
+[[layers]]
+type = "max_pool"
+size = 2
+
+[[layers]]
+type = "flatten"
+
+[[layers]]
+type = "dropout"
+ratio = 0.2
+
+[[layers]]
+type = "affine"
+units = 10
+"#;
+
+fn test_accuracy(report: &str) -> f32 {
+    report
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no test accuracy in {report}"))
+}
+
+#[test]
+fn conv_config_trains_and_every_command_uses_the_file() {
+    let dir = data();
+    let cfg = dir.path().join("cnn.toml");
+    std::fs::write(&cfg, SMALL_CNN).unwrap();
+    let weights = dir.path().join("cnn.safetensors");
+    let w = weights.to_str().unwrap();
+    let out = run(
+        &scratch(),
+        &["train", "--config", cfg.to_str().unwrap(), "--out", w],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = text(&out.stdout);
+    assert!(
+        log.contains("conv 6×3×3") && log.contains("[14×14×6]"),
+        "{log}"
+    );
+    // Every parameter and BatchNorm's running statistics are in the file.
+    let bytes = std::fs::read(&weights).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..2000.min(bytes.len())]);
+    for name in [
+        "\"W1\"",
+        "\"gamma1\"",
+        "\"running_mean1\"",
+        "\"running_var1\"",
+        "\"W2\"",
+    ] {
+        assert!(header.contains(name), "{name} missing from {header}");
+    }
+
+    let out = run(
+        &scratch(),
+        &["eval", "--weights", w],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let acc = test_accuracy(&text(&out.stdout));
+    assert!(
+        acc > 0.8,
+        "generated digits are easy: {}",
+        text(&out.stdout)
+    );
+
+    let out = run(
+        &scratch(),
+        &["predict", "--weights", w, "--index", "5"],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let png = dir.path().join("digit.png");
+    image::GrayImage::from_fn(40, 40, |x, _| {
+        image::Luma([if (18..22).contains(&x) { 0 } else { 255 }])
+    })
+    .save(&png)
+    .unwrap();
+    let out = run(
+        &scratch(),
+        &["predict", "--weights", w, "--image", png.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        11,
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn layers_that_do_not_fit_are_reported_with_the_layer_and_shapes() {
+    let dir = data();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[layers]]\ntype = \"max_pool\"\nsize = 2\n\n[[layers]]\ntype = \"conv\"\nfilters = 4\nsize = 15\n\n[[layers]]\ntype = \"affine\"\nunits = 10\n",
+    )
+    .unwrap();
+    let out = run(
+        &scratch(),
+        &["train", "--config", cfg.to_str().unwrap()],
+        None,
+        &with_data(dir.path()),
+    );
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("layer 2") && err.contains("14×14×1") && err.contains("15×15"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("epoch"));
+
+    std::fs::write(&cfg, "[[layers]]\ntype = \"convolution\"\nfilters = 4\n").unwrap();
+    let out = run(
+        &scratch(),
+        &["train", "--config", cfg.to_str().unwrap()],
+        None,
+        &with_data(dir.path()),
+    );
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.toml") && err.contains("convolution"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compare_trains_each_config_into_one_csv_and_one_png() {
+    let dir = data();
+    let mut configs = Vec::new();
+    for opt in ["sgd", "adam"] {
+        let path = dir.path().join(format!("opt-{opt}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[train]\nepochs = 2\nbatch_size = 50\n[optimizer]\ntype = \"{opt}\"\n\
+                 [[layers]]\ntype = \"affine\"\nunits = 16\n[[layers]]\ntype = \"relu\"\n\
+                 [[layers]]\ntype = \"affine\"\nunits = 10\n"
+            ),
+        )
+        .unwrap();
+        configs.push(path.to_str().unwrap().to_string());
+    }
+    let out_dir = dir.path().join("cmp");
+    let mut args = vec!["compare"];
+    args.extend(configs.iter().map(String::as_str));
+    args.extend(["--out", out_dir.to_str().unwrap()]);
+    let out = run(&scratch(), &args, None, &with_data(dir.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "config,epoch,loss,train_acc,test_acc,seconds");
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(
+        rows[1].starts_with("opt-sgd,1,") && rows[4].starts_with("opt-adam,2,"),
+        "{csv}"
+    );
+    // The chart needs a font; without one the command says so and still writes the CSV.
+    let png = out_dir.join("compare.png");
+    assert!(
+        png.is_file() || text(&out.stderr).contains("DL_PLOT_FONT"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn colour_image_folders_train_through_the_same_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    for split in ["train", "test"] {
+        dataset::synthetic::write_image_folder(
+            &dir.path().join("shapes").join(split),
+            &["a", "b", "c"],
+            20,
+            (12, 12),
+            4,
+        )
+        .unwrap();
+    }
+    let cfg = dir.path().join("cnn.toml");
+    std::fs::write(&cfg, SMALL_CNN.replace("units = 10", "units = 3")).unwrap();
+    let folder = format!("folder:{}", dir.path().join("shapes").display());
+    let weights = dir.path().join("w.safetensors");
+    let out = run(
+        &scratch(),
+        &[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--dataset",
+            &folder,
+            "--epochs",
+            "3",
+            "--out",
+            weights.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("12×12×3"),
+        "{}",
+        text(&out.stdout)
+    );
+    // eval finds the data set from the weights file and prints the class names.
+    let out = run(
+        &scratch(),
+        &["eval", "--weights", weights.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("folder:") && report.lines().any(|l| l.trim_start().starts_with("c ")),
+        "{report}"
+    );
+}
