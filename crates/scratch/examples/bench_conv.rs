@@ -3,7 +3,10 @@
 //! The NumPy and PyTorch versions of the same network are benches/conv_numpy.py and
 //! benches/conv_torch.py; benches/conv_bench.sh runs all three alternately.
 //!
-//!     DL_DATA_DIR=../shared/data cargo run --release -p scratch --example bench_conv [iterations]
+//!     DL_DATA_DIR=../shared/data cargo run --release -p scratch --example bench_conv [iterations] [config]
+//!
+//! With a config file (an MNIST network) it measures that network's step instead, with
+//! the config's optimiser.
 
 use std::time::Instant;
 
@@ -14,7 +17,6 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use scratch::data::Samples;
 use scratch::network::Network;
-use scratch::optimizer::{Optimizer, Sgd};
 use scratch::spec::{Architecture, ExperimentConfig, InputShape};
 
 /// Training allocates and frees multi-megabyte activations every step. glibc's malloc
@@ -34,21 +36,24 @@ fn main() -> Result<()> {
     };
     let split = dataset::mnist::load(MnistKind::Digits, &DataDir::from_env().with_download(false))?;
     let train = Samples::from_images(&split.train);
-    let cfg = ExperimentConfig::parse(CONFIG, "configs/simple-convnet.toml")?;
+    let cfg = match std::env::args().nth(2) {
+        Some(path) => ExperimentConfig::load(std::path::Path::new(&path))?,
+        None => ExperimentConfig::parse(CONFIG, "configs/simple-convnet.toml")?,
+    };
     let arch = Architecture {
         input: InputShape::MNIST,
         classes: 10,
         layers: cfg.layers,
     };
     let mut net = Network::new(&arch, 1)?;
-    let mut sgd = Sgd { lr: 0.1 };
+    let mut opt = scratch::optimizer::build(&cfg.optimizer);
     let mut rng = StdRng::seed_from_u64(1);
     let (mut x, mut labels) = (ndarray::Array2::zeros((BATCH, 784)), Vec::new());
     let mut step = |net: &mut Network| {
         let idx = sample(&mut rng, train.len(), BATCH).into_vec();
         train.gather(&idx, &mut x, &mut labels);
         let loss = net.gradient(&x, &labels);
-        sgd.step(net.params());
+        opt.step(net.params());
         loss
     };
     for _ in 0..WARMUP {

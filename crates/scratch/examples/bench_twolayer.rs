@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             first_epoch: e,
             progress: false,
             regularization: Default::default(),
+            lr_decay: 1.0,
             train_eval_limit: None,
         };
         let out = train(

@@ -457,6 +457,7 @@ impl Experiment {
             first_epoch,
             progress,
             regularization: self.cfg.regularization,
+            lr_decay: self.cfg.train.lr_decay,
             train_eval_limit: self.cfg.train.train_eval_limit,
         }
     }

@@ -12,6 +12,9 @@ pub trait Optimizer {
     /// Updates every parameter from its gradient. `params` come in the same order on
     /// every call, so stateful optimisers can key their state by position.
     fn step(&mut self, params: Vec<ParamGrad<'_>>);
+
+    /// The learning rate, for schedules; `None` for AdaDelta, which has none.
+    fn lr_mut(&mut self) -> Option<&mut f32>;
 }
 
 /// Per-parameter state arrays, created as zeros (or `init`) on the first step.
@@ -36,6 +39,10 @@ pub struct Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        Some(&mut self.lr)
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         for p in params {
             p.param.scaled_add(-self.lr, p.grad);
@@ -51,6 +58,10 @@ pub struct Momentum {
 }
 
 impl Optimizer for Momentum {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        Some(&mut self.lr)
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         let (lr, a) = (self.lr, self.momentum);
         for (i, p) in params.into_iter().enumerate() {
@@ -74,6 +85,10 @@ pub struct AdaGrad {
 }
 
 impl Optimizer for AdaGrad {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        Some(&mut self.lr)
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         let lr = self.lr;
         for (i, p) in params.into_iter().enumerate() {
@@ -98,6 +113,10 @@ pub struct RmsProp {
 }
 
 impl Optimizer for RmsProp {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        Some(&mut self.lr)
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         let (lr, rho, eps) = (self.lr, self.rho, self.eps);
         for (i, p) in params.into_iter().enumerate() {
@@ -123,6 +142,10 @@ pub struct AdaDelta {
 }
 
 impl Optimizer for AdaDelta {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        None
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         let (rho, eps) = (self.rho, self.eps);
         for (i, p) in params.into_iter().enumerate() {
@@ -155,6 +178,10 @@ pub struct Adam {
 }
 
 impl Optimizer for Adam {
+    fn lr_mut(&mut self) -> Option<&mut f32> {
+        Some(&mut self.lr)
+    }
+
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         self.t += 1;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);

@@ -281,6 +281,9 @@ pub struct TrainSettings {
     /// mnist, fashion, cifar10 or folder:DIR (`--dataset` overrides).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Multiply the learning rate by this after every epoch (Keras' ExponentialDecay per
+    /// epoch; 1 = constant).
+    pub lr_decay: f32,
     /// Measure the per-epoch training accuracy on only the first N training images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_eval_limit: Option<usize>,
@@ -293,6 +296,7 @@ impl Default for TrainSettings {
             batch_size: 100,
             seed: 42,
             dataset: None,
+            lr_decay: 1.0,
             train_eval_limit: None,
         }
     }

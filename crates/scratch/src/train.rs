@@ -27,6 +27,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// L1/L2 penalties on the weights.
     pub regularization: Regularization,
+    /// Multiply the learning rate by this after every epoch (1 = constant).
+    pub lr_decay: f32,
     /// Measure training accuracy on at most this many training images (the first ones):
     /// a full pass over 50,000 images costs a third of a conv net's epoch.
     pub train_eval_limit: Option<usize>,
@@ -71,8 +73,14 @@ pub fn train(
     let mut x = Array2::zeros((batch, train.x.ncols()));
     let mut labels = Vec::with_capacity(batch);
     let mut epochs = Vec::new();
+    let base_lr = optimizer.lr_mut().map(|lr| *lr);
     for e in 0..options.epochs {
         let epoch = options.first_epoch + e + 1;
+        // Exponential decay per epoch, counted from the first epoch of the first run, so
+        // a resumed run continues the schedule.
+        if let (Some(base), Some(lr)) = (base_lr, optimizer.lr_mut()) {
+            *lr = base * options.lr_decay.powi(epoch as i32 - 1);
+        }
         // One generator per epoch, from the seed and the epoch number: a resumed run draws
         // the same minibatches as an uninterrupted one.
         let mut rng = StdRng::seed_from_u64(
@@ -225,6 +233,7 @@ mod tests {
             first_epoch: 0,
             progress: false,
             regularization: Regularization::default(),
+            lr_decay: 1.0,
             train_eval_limit: None,
         };
         let (train_set, test_set) = (data(sizes.0, 1), data(sizes.1, 2));
@@ -279,6 +288,56 @@ mod tests {
         };
         assert_eq!(strip(&a), strip(&b));
         assert_eq!(na.named_tensors()[0].1, nb.named_tensors()[0].1);
+    }
+
+    #[test]
+    fn learning_rate_decays_per_epoch_and_resumes_on_schedule() {
+        let arch = Architecture {
+            input: InputShape::MNIST,
+            classes: 10,
+            layers: vec![LayerSpec::Affine {
+                units: 10,
+                init: None,
+            }],
+        };
+        let (train_set, test_set) = (data(50, 1), data(10, 2));
+        let mut sgd = Sgd { lr: 1.0 };
+        let mut options = TrainOptions {
+            epochs: 3,
+            batch_size: 25,
+            seed: 1,
+            first_epoch: 0,
+            progress: false,
+            regularization: Regularization::default(),
+            lr_decay: 0.5,
+            train_eval_limit: None,
+        };
+        let mut net = Network::new(&arch, 1).unwrap();
+        let stop = AtomicBool::new(false);
+        train(
+            &mut net,
+            &mut sgd,
+            &train_set,
+            &test_set,
+            &options,
+            &stop,
+            |_| {},
+        );
+        assert_eq!(sgd.lr, 0.25, "epochs 1, 2, 3 ran at 1, 0.5, 0.25");
+        // A resumed run (2 epochs done) starts its first epoch at 1 · 0.5².
+        let mut fresh = Sgd { lr: 1.0 };
+        options.first_epoch = 2;
+        options.epochs = 1;
+        train(
+            &mut net,
+            &mut fresh,
+            &train_set,
+            &test_set,
+            &options,
+            &stop,
+            |_| {},
+        );
+        assert_eq!(fresh.lr, 0.25);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use ndarray::{Array2, Axis};
 
 use crate::gemm::gemm;
 
-use super::{Layer, Mode, ParamGrad};
+use super::{Layer, Mode, ParamGrad, column_sums};
 
 pub struct Affine {
     /// (in, out)
@@ -55,7 +55,8 @@ impl Layer for Affine {
     ) -> Option<Array2<f32>> {
         // dW = xᵀ·dout (in, out); db = Σ_batch dout; dx = dout·Wᵀ (batch, in).
         gemm(1.0, &x.t(), dout, 0.0, &mut self.dw);
-        self.db.assign(&dout.sum_axis(Axis(0)).insert_axis(Axis(0)));
+        self.db
+            .assign(&column_sums(dout.view()).insert_axis(Axis(0)));
         need_dx.then(|| {
             let mut dx = Array2::zeros(x.raw_dim());
             gemm(1.0, dout, &self.w.t(), 0.0, &mut dx);

@@ -11,7 +11,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 
-use super::{Layer, Mode, ParamGrad};
+use super::{Layer, Mode, ParamGrad, column_means, column_sums};
 
 pub struct BatchNorm {
     pub channels: usize,
@@ -62,13 +62,16 @@ impl Layer for BatchNorm {
         let v = self.by_channel(x);
         let (mean, var) = match mode {
             Mode::Train => {
-                let mean = v.mean_axis(Axis(0)).expect("non-empty batch");
-                let var = v
-                    .axis_iter(Axis(0))
-                    .fold(Array1::zeros(self.channels), |acc, row| {
-                        acc + (&row - &mean).mapv(|d| d * d)
-                    })
-                    / v.nrows() as f32;
+                let mean = column_means(v.view());
+                // Σ (x − μ)² per channel, accumulated row by row without temporaries.
+                let mut var = Array1::<f32>::zeros(self.channels);
+                for row in v.rows() {
+                    Zip::from(&mut var)
+                        .and(&row)
+                        .and(&mean)
+                        .for_each(|s, &x, &m| *s += (x - m) * (x - m));
+                }
+                var /= v.nrows() as f32;
                 let m = self.momentum;
                 Zip::from(self.running_mean.row_mut(0))
                     .and(&mean)
@@ -84,8 +87,26 @@ impl Layer for BatchNorm {
             ),
         };
         let inv_std = var.mapv(|s| 1.0 / (s + self.eps).sqrt());
-        let x_hat = (&v - &mean) * &inv_std;
-        let y = &x_hat * &self.gamma + &self.beta;
+        let mut x_hat = Array2::zeros(v.raw_dim());
+        let mut y = Array2::zeros(v.raw_dim());
+        let gamma = self.gamma.as_slice().expect("contiguous");
+        let beta = self.beta.as_slice().expect("contiguous");
+        let (mean, inv_std_s) = (
+            mean.as_slice().expect("contiguous"),
+            inv_std.as_slice().expect("contiguous"),
+        );
+        Zip::from(x_hat.rows_mut())
+            .and(y.rows_mut())
+            .and(v.rows())
+            .for_each(|mut xh, mut y, x| {
+                let xh = xh.as_slice_mut().expect("row-major");
+                let y = y.as_slice_mut().expect("row-major");
+                let x = x.as_slice().expect("row-major");
+                for c in 0..xh.len() {
+                    xh[c] = (x[c] - mean[c]) * inv_std_s[c];
+                    y[c] = gamma[c] * xh[c] + beta[c];
+                }
+            });
         if mode == Mode::Train {
             self.x_hat = x_hat;
             self.inv_std = inv_std;
@@ -101,18 +122,18 @@ impl Layer for BatchNorm {
         need_dx: bool,
     ) -> Option<Array2<f32>> {
         let dy = self.by_channel(dout);
+        let dy_x_hat = &dy * &self.x_hat;
         self.dbeta
-            .assign(&dy.sum_axis(Axis(0)).insert_axis(Axis(0)));
+            .assign(&column_sums(dy.view()).insert_axis(Axis(0)));
         self.dgamma
-            .assign(&(&dy * &self.x_hat).sum_axis(Axis(0)).insert_axis(Axis(0)));
+            .assign(&column_sums(dy_x_hat.view()).insert_axis(Axis(0)));
         need_dx.then(|| {
             // With g = γ·dy: dx = (g − mean(g) − x̂·mean(g ⊙ x̂)) / √(σ² + ε), the course's
-            // chain through μ and σ² written out in closed form.
+            // chain through μ and σ² written out in closed form. mean(g ⊙ x̂) is
+            // γ·mean(dy ⊙ x̂): the product already computed for dγ.
             let g = &dy * &self.gamma;
-            let mean_g = g.mean_axis(Axis(0)).expect("non-empty batch");
-            let mean_gx = (&g * &self.x_hat)
-                .mean_axis(Axis(0))
-                .expect("non-empty batch");
+            let mean_g = column_means(g.view());
+            let mean_gx = column_means(dy_x_hat.view()) * self.gamma.row(0);
             let dx = (g - &mean_g - &self.x_hat * &mean_gx) * &self.inv_std;
             dx.into_shape_with_order(x.raw_dim())
                 .expect("same number of values")

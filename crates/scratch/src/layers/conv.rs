@@ -10,7 +10,7 @@ use ndarray::{Array2, Axis};
 use crate::gemm::gemm;
 
 use super::im2col::{Window, col2im, im2col};
-use super::{Layer, Mode, ParamGrad};
+use super::{Layer, Mode, ParamGrad, column_sums};
 
 pub struct Conv {
     pub window: Window,
@@ -71,7 +71,7 @@ impl Layer for Conv {
             .into_shape_with_order((n * self.window.positions(), k))
             .expect("dout is (n, positions·K)");
         gemm(1.0, &self.cols.t(), &dy, 0.0, &mut self.dw);
-        self.db.assign(&dy.sum_axis(Axis(0)).insert_axis(Axis(0)));
+        self.db.assign(&column_sums(dy.view()).insert_axis(Axis(0)));
         need_dx.then(|| {
             // The column buffer is no longer needed: reuse its memory for dcols.
             let mut dcols = std::mem::replace(&mut self.cols, Array2::zeros((0, 0)));
