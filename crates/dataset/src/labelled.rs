@@ -59,12 +59,58 @@ impl LabelledImages {
         sum as f64 / self.pixels.len().max(1) as f64
     }
 
+    /// The images in an order drawn from `seed` (the same for the same seed). Image
+    /// folders list one class after another, so their first `n` images are all of one
+    /// class; shuffled once, any prefix is a fair sample.
+    pub fn shuffled(self, seed: u64) -> Self {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        let mut pixels = Vec::with_capacity(self.pixels.len());
+        for &i in &order {
+            pixels.extend_from_slice(self.image(i));
+        }
+        let labels = order.iter().map(|&i| self.labels[i]).collect();
+        Self {
+            pixels,
+            labels,
+            ..self
+        }
+    }
+
     /// The first `n` images (or all, if fewer).
     pub fn truncate(mut self, n: usize) -> Self {
         let n = n.min(self.len());
         self.pixels.truncate(n * self.shape.len());
         self.labels.truncate(n);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffling_keeps_each_image_with_its_label() {
+        let images = LabelledImages {
+            pixels: (0..20).collect(),
+            labels: (0..10).collect(),
+            shape: ImageShape {
+                channels: 1,
+                height: 1,
+                width: 2,
+            },
+            classes: (0..10).map(|c| c.to_string()).collect(),
+        };
+        let a = images.clone().shuffled(3);
+        assert_ne!(a.labels, images.labels);
+        for i in 0..10 {
+            let l = a.labels[i];
+            assert_eq!(a.image(i), [2 * l, 2 * l + 1]);
+        }
+        assert_eq!(a.labels, images.shuffled(3).labels);
     }
 }
 

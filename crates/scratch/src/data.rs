@@ -105,7 +105,20 @@ impl std::fmt::Display for DatasetChoice {
 
 impl DatasetChoice {
     /// Train and test images, from the data directory (downloaded there if allowed).
+    /// Image folders come class by class; they are shuffled once (fixed seed) so that
+    /// `--train-limit N` keeps a mix of classes.
     pub fn load(&self, dirs: &DataDir) -> anyhow::Result<Split> {
+        let split = self.load_in_file_order(dirs)?;
+        Ok(match self {
+            Self::Mnist | Self::Fashion => split,
+            Self::Cifar10 | Self::Folder(_) => Split {
+                train: split.train.shuffled(1),
+                test: split.test.shuffled(2),
+            },
+        })
+    }
+
+    fn load_in_file_order(&self, dirs: &DataDir) -> anyhow::Result<Split> {
         Ok(match self {
             Self::Mnist => dataset::mnist::load(MnistKind::Digits, dirs)?,
             Self::Fashion => dataset::mnist::load(MnistKind::Fashion, dirs)?,
