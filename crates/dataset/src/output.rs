@@ -205,7 +205,21 @@ fn draw<'a>(
             });
         ctx.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
+    // The legend goes where the curves are not at the right-hand end: below rising
+    // curves (accuracy), above falling ones (loss).
+    let ends: Vec<f64> = chart
+        .curves
+        .iter()
+        .filter_map(|c| c.points.iter().rev().map(|p| p.1).find(|y| y.is_finite()))
+        .collect();
+    let end = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
+    let position = if end > (y0 + y1) / 2.0 {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
     ctx.configure_series_labels()
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))

@@ -16,6 +16,12 @@ use keraslike::model::Sequential;
 use keraslike::model_config::ModelConfig;
 use keraslike::optimizer::OptimizerKind;
 
+/// A training step allocates and frees many multi-megabyte tensors. glibc's malloc hands
+/// such blocks back to the kernel at once, so every step paid page faults and zeroing
+/// again; mimalloc keeps them for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn images_per_second(
     config: &ModelConfig,
     device: Device,

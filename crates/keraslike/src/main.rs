@@ -15,6 +15,12 @@ use keraslike::backend::{self, Backend};
 use keraslike::model::Sequential;
 use keraslike::model_config::{ModelConfig, summary_table};
 
+/// A training step allocates and frees many multi-megabyte tensors. glibc's malloc hands
+/// such blocks back to the kernel at once, so every step paid page faults and zeroing
+/// again; mimalloc keeps them for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keraslike",
