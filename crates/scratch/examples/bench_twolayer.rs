@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             progress: false,
             regularization: Default::default(),
             lr_decay: 1.0,
+            shift: 0,
             train_eval_limit: None,
         };
         let out = train(

@@ -4,6 +4,7 @@
 //! Dropout, BatchNorm, six optimisers, L1/L2, colour images, im2col convolution and max
 //! pooling, any network described by a TOML config.
 
+pub mod augment;
 pub mod data;
 pub mod gates;
 pub mod gemm;

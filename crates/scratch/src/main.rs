@@ -458,6 +458,7 @@ impl Experiment {
             progress,
             regularization: self.cfg.regularization,
             lr_decay: self.cfg.train.lr_decay,
+            shift: self.cfg.train.shift,
             train_eval_limit: self.cfg.train.train_eval_limit,
         }
     }

@@ -284,6 +284,9 @@ pub struct TrainSettings {
     /// Multiply the learning rate by this after every epoch (Keras' ExponentialDecay per
     /// epoch; 1 = constant).
     pub lr_decay: f32,
+    /// Shift each training image by up to this many pixels in each direction, freshly
+    /// every time it is drawn (0 = off).
+    pub shift: usize,
     /// Measure the per-epoch training accuracy on only the first N training images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_eval_limit: Option<usize>,
@@ -297,6 +300,7 @@ impl Default for TrainSettings {
             seed: 42,
             dataset: None,
             lr_decay: 1.0,
+            shift: 0,
             train_eval_limit: None,
         }
     }

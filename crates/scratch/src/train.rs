@@ -10,11 +10,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use crate::augment::shift_batch;
 use crate::data::Samples;
 use crate::network::Network;
 use crate::optimizer::Optimizer;
 use crate::regularization;
-use crate::spec::Regularization;
+use crate::spec::{InputShape, Regularization};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -29,6 +30,8 @@ pub struct TrainOptions {
     pub regularization: Regularization,
     /// Multiply the learning rate by this after every epoch (1 = constant).
     pub lr_decay: f32,
+    /// Random shifts of up to this many pixels for every training image drawn (0 = off).
+    pub shift: usize,
     /// Measure training accuracy on at most this many training images (the first ones):
     /// a full pass over 50,000 images costs a third of a conv net's epoch.
     pub train_eval_limit: Option<usize>,
@@ -100,6 +103,14 @@ pub fn train(
         let mut loss_sum = 0.0f64;
         for it in 0..iterations {
             train.gather(&order[it * batch..(it + 1) * batch], &mut x, &mut labels);
+            if options.shift > 0 {
+                let shape = InputShape {
+                    channels: train.shape.channels,
+                    height: train.shape.height,
+                    width: train.shape.width,
+                };
+                shift_batch(&mut x, shape, options.shift, &mut rng);
+            }
             let mut loss = net.gradient(&x, &labels);
             let mut params = net.params();
             loss += regularization::apply(&options.regularization, &mut params);
@@ -234,6 +245,7 @@ mod tests {
             progress: false,
             regularization: Regularization::default(),
             lr_decay: 1.0,
+            shift: 0,
             train_eval_limit: None,
         };
         let (train_set, test_set) = (data(sizes.0, 1), data(sizes.1, 2));
@@ -310,6 +322,7 @@ mod tests {
             progress: false,
             regularization: Regularization::default(),
             lr_decay: 0.5,
+            shift: 0,
             train_eval_limit: None,
         };
         let mut net = Network::new(&arch, 1).unwrap();

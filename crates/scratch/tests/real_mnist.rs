@@ -34,6 +34,7 @@ fn default_network_passes_95_percent_in_a_shortened_run() {
         progress: false,
         regularization: cfg.regularization,
         lr_decay: cfg.train.lr_decay,
+        shift: cfg.train.shift,
         train_eval_limit: None,
     };
     let mut opt = optimizer::build(&cfg.optimizer);
@@ -85,6 +86,7 @@ fn conv_net_learns_real_digits_in_a_short_run() {
         progress: false,
         regularization: cfg.regularization,
         lr_decay: cfg.train.lr_decay,
+        shift: cfg.train.shift,
         train_eval_limit: Some(2000),
     };
     let mut opt = optimizer::build(&cfg.optimizer);
