@@ -57,7 +57,7 @@ fn default_network_passes_95_percent_in_a_shortened_run() {
 }
 
 /// The shipped conv net (configs/cnn-mnist.toml: im2col convolutions, pooling, BatchNorm,
-/// Dropout, Adam) for one epoch on the first 12,000 training images.
+/// Dropout, Adam, shifted digits) for two epochs on the first 12,000 training images.
 #[test]
 #[ignore = "needs DL_DATA_DIR with the real MNIST files"]
 fn conv_net_learns_real_digits_in_a_short_run() {
@@ -79,7 +79,7 @@ fn conv_net_learns_real_digits_in_a_short_run() {
     };
     let mut net = Network::new(&arch, cfg.train.seed).unwrap();
     let options = TrainOptions {
-        epochs: 1,
+        epochs: 2,
         batch_size: cfg.train.batch_size,
         seed: cfg.train.seed,
         first_epoch: 0,
@@ -100,9 +100,9 @@ fn conv_net_learns_real_digits_in_a_short_run() {
         |e| println!("{e:?}"),
     );
     let acc = out.epochs.last().unwrap().test_accuracy;
-    // Measured 95.9% (PyTorch, same layers and optimiser: 96.3%).
+    // Measured 96.97% (94.53% after the first epoch: shifted digits are harder to fit).
     assert!(
         acc >= 0.95,
-        "test accuracy {acc} after one epoch of 12,000 images"
+        "test accuracy {acc} after two epochs of 12,000 images"
     );
 }
