@@ -6,6 +6,7 @@ pub mod backend;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
+pub mod gan;
 pub mod history;
 pub mod model;
 pub mod model_config;

@@ -53,6 +53,12 @@ enum Command {
     /// Exercise B2: train the smile / non-smile classifier on image folders
     /// (DIR/train/<class>/*, DIR/test/<class>/*), as Keras's flow_from_directory reads them.
     Face(FaceArgs),
+    /// Exercise B3: train a DCGAN (MNIST by default); writes a sample grid from fixed noise
+    /// after every epoch (samples/epoch_001.png, ...), losses.csv, loss.png, the generator
+    /// and discriminator.
+    Dcgan(commands::dcgan::DcganArgs),
+    /// Write a grid of images made by a trained DCGAN generator.
+    Generate(commands::dcgan::GenerateArgs),
     /// Loss, accuracy and confusion matrix of a saved model on its test set.
     Evaluate {
         /// The model file written by training (`model.bpk`; its `model.toml` beside it).
@@ -90,6 +96,8 @@ fn main() {
         Command::Summary { config, backend } => summary(&config, backend),
         Command::Mnist(args) => commands::mnist::run(args),
         Command::Face(args) => commands::face::run(args),
+        Command::Dcgan(args) => commands::dcgan::run(args),
+        Command::Generate(args) => commands::dcgan::generate(args),
         Command::Evaluate {
             model,
             data,

@@ -1,5 +1,6 @@
 //! The subcommands that train and use models.
 
+pub mod dcgan;
 pub mod face;
 pub mod mnist;
 pub mod saved;

@@ -1,0 +1,408 @@
+//! `keraslike dcgan` (exercise B3) and `keraslike generate`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::Args;
+use dataset::output::{Curve, LineChart, write_atomic, write_line_chart};
+use dataset::{DataDir, LabelledImages, MnistKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use keraslike::backend::{self, Backend};
+use keraslike::gan::{
+    self, Discriminator, GanConfig, Generator, GeneratorCard, bce_with_logits, mean_probability,
+    noise,
+};
+
+use super::DataArgs;
+
+/// The course's settings (batch 128, Adam 2e-4 with β₁ 0.5, d_n 100).
+const DEFAULT_CONFIG: &str = include_str!("../../../../configs/dcgan.toml");
+
+#[derive(Args)]
+pub struct DcganArgs {
+    /// Settings (TOML) [default: configs/dcgan.toml, compiled in].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Training images: mnist, fashion, cifar10 or folder:DIR (DIR/<any subfolders>/*;
+    /// labels are ignored). Pixels are scaled to [-1, 1].
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Last epoch to train [default: the config's].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per iteration B: B/2 real + B/2 generated for D, B generated for G.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Length of z (d_n).
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Adam's learning rate for both networks.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed for the weights, the noise and the order of the images.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Use only the first N training images (quick runs).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Print D and G losses and the mean D(x), D(G(z)) every N iterations.
+    #[arg(long, default_value_t = 100)]
+    log_every: usize,
+    /// Output folder [default: runs/keraslike/dcgan].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the generator and discriminator in --out (Adam's state starts anew).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+}
+
+/// Training images as (n, C·H·W) floats in [-1, 1], and their shape.
+fn load_images(
+    name: &str,
+    data: &DataArgs,
+    limit: Option<usize>,
+) -> Result<(Vec<f32>, [usize; 3])> {
+    let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
+    let images: LabelledImages = match name {
+        "mnist" => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
+        "fashion" => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
+        "cifar10" => dataset::cifar::load(&dirs)?.train,
+        other => match other.strip_prefix("folder:") {
+            Some(dir) if !dir.is_empty() => {
+                dataset::ImageFolder::open(Path::new(dir), dataset::FolderOptions::default())?
+                    .load_all()?
+                    .shuffled(1)
+            }
+            _ => bail!("--dataset {other:?}: expected mnist, fashion, cifar10 or folder:DIR"),
+        },
+    };
+    let images = match limit {
+        Some(n) => images.truncate(n),
+        None => images,
+    };
+    let s = images.shape;
+    let pixels = images
+        .pixels
+        .iter()
+        .map(|&p| p as f32 / 127.5 - 1.0)
+        .collect();
+    Ok((pixels, [s.channels, s.height, s.width]))
+}
+
+pub fn run(args: DcganArgs) -> Result<()> {
+    let mut cfg: GanConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read config", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", p.display()))?
+        }
+        None => toml::from_str(DEFAULT_CONFIG).expect("configs/dcgan.toml parses"),
+    };
+    cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+    cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
+    cfg.latent = args.latent.unwrap_or(cfg.latent);
+    cfg.lr = args.lr.unwrap_or(cfg.lr);
+    cfg.seed = args.seed.unwrap_or(cfg.seed);
+    if cfg.batch_size < 2 || cfg.latent == 0 {
+        bail!("--batch-size must be at least 2 and --latent at least 1");
+    }
+    let known = ["mnist", "fashion", "cifar10"].contains(&args.dataset.as_str())
+        || args
+            .dataset
+            .strip_prefix("folder:")
+            .is_some_and(|d| !d.is_empty());
+    if !known {
+        bail!(
+            "--dataset {:?}: expected mnist, fashion, cifar10 or folder:DIR",
+            args.dataset
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/keraslike/dcgan"));
+    let g_path = out.join("generator.bpk");
+    if !args.resume && g_path.exists() {
+        bail!(
+            "{} already holds a trained generator: pass --resume to continue it, or another --out",
+            out.display()
+        );
+    }
+
+    let (pixels, image) = load_images(&args.dataset, &args.data, args.train_limit)?;
+    gan::check_image_size(image)?;
+    let per_image = image.iter().product::<usize>();
+    let n = pixels.len() / per_image;
+    let half = cfg.batch_size / 2;
+    let iterations = n / half;
+    if iterations == 0 {
+        bail!("{n} training images are fewer than half a batch ({half})");
+    }
+
+    let device = backend::device(args.backend)?.autodiff();
+    device.seed(cfg.seed);
+    let (mut generator, mut discriminator, done) = if args.resume {
+        let (g, card) = gan::load_generator(&g_path, &device)?;
+        if card.image != image || card.latent != cfg.latent {
+            bail!(
+                "{}: made for {:?} images from z of {}, not {:?} from {}",
+                g_path.display(),
+                card.image,
+                card.latent,
+                image,
+                cfg.latent
+            );
+        }
+        let d = gan::load_discriminator(&out.join("discriminator.bpk"), image, &device)?;
+        (g, d, card.epochs)
+    } else {
+        (
+            Generator::new(cfg.latent, image, &device),
+            Discriminator::new(image, &device),
+            0,
+        )
+    };
+    if done >= cfg.epochs {
+        bail!(
+            "{} has {done} epochs already; ask for more with --epochs",
+            g_path.display()
+        );
+    }
+    println!(
+        "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
+         batch {}, Adam lr {} β₁ {}, {} iterations per epoch -> {}",
+        args.dataset,
+        image[0],
+        image[1],
+        image[2],
+        generator.num_params(),
+        discriminator.num_params(),
+        cfg.batch_size,
+        cfg.lr,
+        cfg.beta1,
+        iterations,
+        out.display()
+    );
+    let adam = || {
+        AdamConfig::new()
+            .with_beta_1(cfg.beta1)
+            .with_beta_2(0.999)
+            .init()
+    };
+    let (mut opt_g, mut opt_d) = (adam(), adam());
+    let fixed_z = noise(64, cfg.latent, cfg.seed ^ 0xface, &device);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+
+    let mut history = String::from("epoch,d_loss,g_loss,d_real,d_fake,seconds\n");
+    let history_path = out.join("losses.csv");
+    if args.resume
+        && let Ok(old) = std::fs::read_to_string(&history_path)
+    {
+        history = old;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut z_seed = cfg.seed.wrapping_mul(7919);
+    for epoch in done + 1..=cfg.epochs {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
+        order.shuffle(&mut rng);
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(iterations as u64);
+            bar.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let start = Instant::now();
+        let (mut sum_d, mut sum_g, mut sum_real, mut sum_fake) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        for it in 0..iterations {
+            // Discriminator: B/2 real images (target 1), B/2 generated ones (target 0).
+            let idx = &order[it * half..(it + 1) * half];
+            let mut batch = Vec::with_capacity(half * per_image);
+            for &i in idx {
+                batch.extend_from_slice(&pixels[i * per_image..(i + 1) * per_image]);
+            }
+            let real = Tensor::<4>::from_data(
+                TensorData::new(batch, [half, image[0], image[1], image[2]]),
+                &device,
+            );
+            z_seed = z_seed.wrapping_add(1);
+            let fake = generator
+                .forward(noise(half, cfg.latent, z_seed, &device))
+                .detach();
+            let real_logits = discriminator.forward(real);
+            let fake_logits = discriminator.forward(fake);
+            let d_real = mean_probability(real_logits.clone().detach());
+            let d_fake = mean_probability(fake_logits.clone().detach());
+            let loss_d =
+                (bce_with_logits(real_logits, true) + bce_with_logits(fake_logits, false)) / 2.0;
+            let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
+            let loss_d = loss_d.into_scalar::<f32>();
+            discriminator = opt_d.step(cfg.lr, discriminator, grads);
+
+            // Generator: B fresh z, target 1 through D; only G's gradients are applied,
+            // so D does not change in this step. Loss −log D(G(z)).
+            z_seed = z_seed.wrapping_add(1);
+            let z = noise(cfg.batch_size, cfg.latent, z_seed, &device);
+            let loss_g = bce_with_logits(discriminator.forward(generator.forward(z)), true);
+            let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
+            let loss_g = loss_g.into_scalar::<f32>();
+            generator = opt_g.step(cfg.lr, generator, grads);
+
+            if !loss_d.is_finite() || !loss_g.is_finite() {
+                bar.abandon();
+                bail!(
+                    "the losses became NaN or infinite (D {loss_d}, G {loss_g}) in epoch {epoch}, \
+                     iteration {}; training stopped. The last good generator and discriminator \
+                     (epoch {}) are in {}; try a smaller --lr",
+                    it + 1,
+                    epoch - 1,
+                    out.display()
+                );
+            }
+            sum_d += loss_d as f64;
+            sum_g += loss_g as f64;
+            sum_real += d_real as f64;
+            sum_fake += d_fake as f64;
+            bar.inc(1);
+            if (it + 1) % args.log_every.max(1) == 0 {
+                bar.suspend(|| {
+                    println!(
+                        "epoch {epoch} iteration {}/{iterations}: D loss {loss_d:.4}, G loss {loss_g:.4}, \
+                         D(x) {d_real:.3}, D(G(z)) {d_fake:.3}",
+                        it + 1
+                    )
+                });
+            }
+            if stop.load(Ordering::Relaxed) {
+                bar.abandon();
+                eprintln!(
+                    "interrupted: the generator of epoch {} is in {} (this epoch is not saved)",
+                    epoch - 1,
+                    out.display()
+                );
+                std::process::exit(130);
+            }
+        }
+        bar.finish_and_clear();
+        let secs = start.elapsed().as_secs_f64();
+        let k = iterations as f64;
+        println!(
+            "epoch {epoch}/{} - {secs:.1}s - d_loss: {:.4} - g_loss: {:.4} - D(x): {:.3} - D(G(z)): {:.3}",
+            cfg.epochs,
+            sum_d / k,
+            sum_g / k,
+            sum_real / k,
+            sum_fake / k
+        );
+        history.push_str(&format!(
+            "{epoch},{},{},{},{},{secs:.2}\n",
+            sum_d / k,
+            sum_g / k,
+            sum_real / k,
+            sum_fake / k
+        ));
+        let card = GeneratorCard {
+            latent: cfg.latent,
+            image,
+            dataset: args.dataset.clone(),
+            epochs: epoch,
+        };
+        gan::save_pair(&out, &generator, &discriminator, &card)?;
+        write_atomic(&history_path, history.as_bytes())?;
+        let samples = out.join("samples").join(format!("epoch_{epoch:03}.png"));
+        gan::write_grid(
+            &samples,
+            generator.valid().forward(fixed_z.clone().inner()),
+            8,
+        )?;
+        write_loss_plot(&out, &history);
+    }
+    println!(
+        "saved {} (+ generator.toml, discriminator.bpk), samples/, losses.csv, loss.png",
+        g_path.display()
+    );
+    Ok(())
+}
+
+/// loss.png: D and G loss per epoch (skipped with a warning where no font exists).
+fn write_loss_plot(out: &Path, history: &str) {
+    let rows: Vec<Vec<f64>> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').filter_map(|v| v.parse().ok()).collect())
+        .filter(|r: &Vec<f64>| r.len() >= 3)
+        .collect();
+    let curve = |label: &str, col: usize| Curve {
+        label: label.into(),
+        points: rows.iter().map(|r| (r[0], r[col])).collect(),
+    };
+    let chart = LineChart {
+        title: "DCGAN losses".into(),
+        x_label: "epoch".into(),
+        y_label: "binary cross-entropy".into(),
+        curves: vec![curve("discriminator", 1), curve("generator", 2)],
+    };
+    if let Err(e) = write_line_chart(&out.join("loss.png"), &chart) {
+        eprintln!("warning: {e}");
+    }
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A generator written by `keraslike dcgan` (generator.bpk, generator.toml beside it).
+    #[arg(long)]
+    model: PathBuf,
+    /// How many images.
+    #[arg(short = 'n', long, default_value_t = 64)]
+    count: usize,
+    /// The PNG grid to write.
+    #[arg(long, default_value = "grid.png")]
+    out: PathBuf,
+    /// Seed for z: the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+}
+
+pub fn generate(args: GenerateArgs) -> Result<()> {
+    if args.count == 0 {
+        bail!("-n must be at least 1");
+    }
+    let device: Device = backend::device(args.backend)?;
+    let (generator, card) = gan::load_generator(&args.model, &device)?;
+    let z = noise(args.count, card.latent, args.seed, &device);
+    let cols = (args.count as f64).sqrt().ceil() as usize;
+    gan::write_grid(&args.out, generator.forward(z), cols)?;
+    println!(
+        "wrote {} ({} images from {}, {} epochs on {})",
+        args.out.display(),
+        args.count,
+        args.model.display(),
+        card.epochs,
+        card.dataset
+    );
+    Ok(())
+}
