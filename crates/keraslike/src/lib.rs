@@ -7,6 +7,7 @@ pub mod data;
 pub mod evaluate;
 pub mod fit;
 pub mod gan;
+pub mod gan_score;
 pub mod history;
 pub mod model;
 pub mod model_config;

@@ -59,6 +59,10 @@ enum Command {
     Dcgan(commands::dcgan::DcganArgs),
     /// Write a grid of images made by a trained DCGAN generator.
     Generate(commands::dcgan::GenerateArgs),
+    /// Score a DCGAN generator with an MNIST classifier from `mnist`: mean max class
+    /// probability, the histogram of predicted digits and its entropy, and the Fréchet
+    /// distance of penultimate-layer features to the real test images.
+    GanScore(commands::dcgan::ScoreArgs),
     /// Loss, accuracy and confusion matrix of a saved model on its test set.
     Evaluate {
         /// The model file written by training (`model.bpk`; its `model.toml` beside it).
@@ -98,6 +102,7 @@ fn main() {
         Command::Face(args) => commands::face::run(args),
         Command::Dcgan(args) => commands::dcgan::run(args),
         Command::Generate(args) => commands::dcgan::generate(args),
+        Command::GanScore(args) => commands::dcgan::score_command(args),
         Command::Evaluate {
             model,
             data,

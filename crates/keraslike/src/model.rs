@@ -147,6 +147,17 @@ impl Sequential {
         self.run(x, n)
     }
 
+    /// The input of the last Dense layer: the "penultimate-layer features" that Fréchet
+    /// scores compare (128 values for the course CNN).
+    pub fn penultimate(&self, x: Tensor<4>) -> Tensor<2> {
+        let last_dense = self
+            .layers
+            .iter()
+            .rposition(|l| matches!(l, Layer::Dense(_)))
+            .unwrap_or(self.layers.len());
+        self.run(x, last_dense)
+    }
+
     /// The model's output: class probabilities when it ends in softmax.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.run(x, self.layers.len())

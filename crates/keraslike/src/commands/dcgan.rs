@@ -22,6 +22,9 @@ use keraslike::gan::{
     self, Discriminator, GanConfig, Generator, GeneratorCard, bce_with_logits, mean_probability,
     noise,
 };
+use keraslike::gan_score::{entropy_bits, frechet_distance, mean_and_covariance};
+use keraslike::model::Sequential;
+use ndarray::Array2;
 
 use super::DataArgs;
 
@@ -66,6 +69,10 @@ pub struct DcganArgs {
     /// Continue from the generator and discriminator in --out (Adam's state starts anew).
     #[arg(long)]
     resume: bool,
+    /// An MNIST classifier from `keraslike mnist` (model.bpk): score the generator with it
+    /// at the end (see `keraslike gan-score`).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
 }
@@ -342,6 +349,163 @@ pub fn run(args: DcganArgs) -> Result<()> {
     println!(
         "saved {} (+ generator.toml, discriminator.bpk), samples/, losses.csv, loss.png",
         g_path.display()
+    );
+    if let Some(classifier) = &args.classifier {
+        let plain = backend::device(args.backend)?;
+        let (classifier, _) = keraslike::saved_model::load(classifier, &plain)?;
+        let generator = gan::load_generator(&g_path, &plain)?.0;
+        print_score(
+            &generator,
+            cfg.latent,
+            &classifier,
+            &args.data,
+            10_000,
+            cfg.seed,
+            &plain,
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// A generator written by `keraslike dcgan` (generator.bpk, generator.toml beside it).
+    #[arg(long)]
+    generator: PathBuf,
+    /// An MNIST classifier written by `keraslike mnist` (model.bpk, model.toml beside it).
+    #[arg(long)]
+    classifier: PathBuf,
+    /// Generated images to score.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    count: usize,
+    /// Seed for z.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+}
+
+pub fn score_command(args: ScoreArgs) -> Result<()> {
+    let device = backend::device(args.backend)?;
+    let (generator, card) = gan::load_generator(&args.generator, &device)?;
+    let (classifier, model_card) = keraslike::saved_model::load(&args.classifier, &device)?;
+    if model_card.model.input != card.image {
+        bail!(
+            "{}: the classifier takes {:?} images, the generator makes {:?}",
+            args.classifier.display(),
+            model_card.model.input,
+            card.image
+        );
+    }
+    print_score(
+        &generator,
+        card.latent,
+        &classifier,
+        &args.data,
+        args.count,
+        args.seed,
+        &device,
+    )
+}
+
+/// Classifier outputs and penultimate features of `images` (n, C, H, W) in [0, 1].
+fn classify(classifier: &Sequential, images: Tensor<4>) -> Result<(Vec<f32>, Array2<f32>)> {
+    let probs = classifier.forward(images.clone());
+    let features = classifier.penultimate(images);
+    let [n, d] = features.dims();
+    let features = Array2::from_shape_vec(
+        (n, d),
+        features
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    )?;
+    let probs = probs
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok((probs, features))
+}
+
+/// Scores `count` generated images against the MNIST test images (see gan_score.rs).
+fn print_score(
+    generator: &Generator,
+    latent: usize,
+    classifier: &Sequential,
+    data: &DataArgs,
+    count: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<()> {
+    const CHUNK: usize = 500;
+    let generator = generator.valid();
+    let classes = 10;
+    let (mut counts, mut max_sum) = (vec![0usize; classes], 0.0f64);
+    let mut gen_features = Vec::new();
+    for (k, start) in (0..count).step_by(CHUNK).enumerate() {
+        let n = CHUNK.min(count - start);
+        let z = noise(n, latent, seed.wrapping_add(k as u64 * 7_919), device);
+        // The generator's [-1, 1] to the classifier's [0, 1].
+        let images = (generator.forward(z) + 1.0) / 2.0;
+        let (probs, features) = classify(classifier, images)?;
+        let width = probs.len() / n;
+        for row in probs.chunks(width) {
+            let (best, p) = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+            counts[best.min(classes - 1)] += 1;
+            max_sum += p as f64;
+        }
+        gen_features.push(features);
+    }
+    let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
+    let test = dataset::mnist::load(MnistKind::Digits, &dirs)?.test;
+    let mut real_features = Vec::new();
+    for start in (0..test.len()).step_by(CHUNK) {
+        let n = CHUNK.min(test.len() - start);
+        let px: Vec<f32> = (start..start + n)
+            .flat_map(|i| test.image(i).iter().map(|&p| p as f32 / 255.0))
+            .collect();
+        let s = test.shape;
+        let images = Tensor::<4>::from_data(
+            TensorData::new(px, [n, s.channels, s.height, s.width]),
+            device,
+        );
+        real_features.push(classify(classifier, images)?.1);
+    }
+    let stack = |parts: Vec<Array2<f32>>| -> Result<Array2<f32>> {
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        Ok(ndarray::concatenate(ndarray::Axis(0), &views)?)
+    };
+    let fd = frechet_distance(
+        &mean_and_covariance(&stack(gen_features)?),
+        &mean_and_covariance(&stack(real_features)?),
+    );
+    println!("GAN score over {count} generated images (classifier's view):");
+    println!(
+        "  mean max class probability: {:.4}",
+        max_sum / count as f64
+    );
+    println!(
+        "  predicted digits: {}",
+        counts
+            .iter()
+            .enumerate()
+            .map(|(d, &c)| format!("{d}: {:.1}%", 100.0 * c as f64 / count as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  entropy of the digit histogram: {:.3} bits (uniform: {:.3})",
+        entropy_bits(&counts),
+        (classes as f64).log2()
+    );
+    println!(
+        "  Fréchet distance to the {} MNIST test images (penultimate-layer features): {fd:.3}",
+        test.len()
     );
     Ok(())
 }
