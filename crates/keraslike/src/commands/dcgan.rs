@@ -354,15 +354,8 @@ pub fn run(args: DcganArgs) -> Result<()> {
         let plain = backend::device(args.backend)?;
         let (classifier, _) = keraslike::saved_model::load(classifier, &plain)?;
         let generator = gan::load_generator(&g_path, &plain)?.0;
-        print_score(
-            &generator,
-            cfg.latent,
-            &classifier,
-            &args.data,
-            10_000,
-            cfg.seed,
-            &plain,
-        )?;
+        let source = Source::Generator(generator.valid(), cfg.latent);
+        print_score(&source, &classifier, &args.data, 10_000, cfg.seed, &plain)?;
     }
     Ok(())
 }
@@ -370,8 +363,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
 #[derive(Args)]
 pub struct ScoreArgs {
     /// A generator written by `keraslike dcgan` (generator.bpk, generator.toml beside it).
+    #[arg(long, required_unless_present = "images", conflicts_with = "images")]
+    generator: Option<PathBuf>,
+    /// Instead of a generator: images made elsewhere (e.g. benches/dcgan_torch.py), as raw
+    /// little-endian f32 values in [-1, 1], n × (the classifier's input shape).
     #[arg(long)]
-    generator: PathBuf,
+    images: Option<PathBuf>,
     /// An MNIST classifier written by `keraslike mnist` (model.bpk, model.toml beside it).
     #[arg(long)]
     classifier: PathBuf,
@@ -389,25 +386,81 @@ pub struct ScoreArgs {
 
 pub fn score_command(args: ScoreArgs) -> Result<()> {
     let device = backend::device(args.backend)?;
-    let (generator, card) = gan::load_generator(&args.generator, &device)?;
     let (classifier, model_card) = keraslike::saved_model::load(&args.classifier, &device)?;
-    if model_card.model.input != card.image {
-        bail!(
-            "{}: the classifier takes {:?} images, the generator makes {:?}",
-            args.classifier.display(),
-            model_card.model.input,
-            card.image
-        );
-    }
+    let input = model_card.model.input;
+    let source = match (&args.generator, &args.images) {
+        (Some(path), _) => {
+            let (generator, card) = gan::load_generator(path, &device)?;
+            if input != card.image {
+                bail!(
+                    "{}: the classifier takes {input:?} images, the generator makes {:?}",
+                    args.classifier.display(),
+                    card.image
+                );
+            }
+            Source::Generator(generator.valid(), card.latent)
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("{}: cannot read images", path.display()))?;
+            let per_image = input.iter().product::<usize>() * 4;
+            if bytes.is_empty() || bytes.len() % per_image != 0 {
+                bail!(
+                    "{}: {} bytes is not a whole number of {input:?} f32 images",
+                    path.display(),
+                    bytes.len()
+                );
+            }
+            let values = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Source::Images(values, input)
+        }
+        (None, None) => bail!("give --generator or --images"),
+    };
     print_score(
-        &generator,
-        card.latent,
+        &source,
         &classifier,
         &args.data,
         args.count,
         args.seed,
         &device,
     )
+}
+
+/// Where the scored images come from.
+enum Source {
+    /// An inference copy of a generator and its latent size.
+    Generator(Generator, usize),
+    /// Ready-made images in [-1, 1], and their shape.
+    Images(Vec<f32>, [usize; 3]),
+}
+
+impl Source {
+    fn available(&self, wanted: usize) -> usize {
+        match self {
+            Source::Generator(..) => wanted,
+            Source::Images(v, shape) => wanted.min(v.len() / shape.iter().product::<usize>()),
+        }
+    }
+
+    /// Images `start..start + n` in [-1, 1].
+    fn chunk(&self, start: usize, n: usize, seed: u64, device: &Device) -> Tensor<4> {
+        match self {
+            Source::Generator(g, latent) => g.forward(noise(
+                n,
+                *latent,
+                seed.wrapping_add(start as u64 * 7_919),
+                device,
+            )),
+            Source::Images(values, [c, h, w]) => {
+                let per = c * h * w;
+                let data = values[start * per..(start + n) * per].to_vec();
+                Tensor::from_data(TensorData::new(data, [n, *c, *h, *w]), device)
+            }
+        }
+    }
 }
 
 /// Classifier outputs and penultimate features of `images` (n, C, H, W) in [0, 1].
@@ -431,8 +484,7 @@ fn classify(classifier: &Sequential, images: Tensor<4>) -> Result<(Vec<f32>, Arr
 
 /// Scores `count` generated images against the MNIST test images (see gan_score.rs).
 fn print_score(
-    generator: &Generator,
-    latent: usize,
+    source: &Source,
     classifier: &Sequential,
     data: &DataArgs,
     count: usize,
@@ -440,15 +492,17 @@ fn print_score(
     device: &Device,
 ) -> Result<()> {
     const CHUNK: usize = 500;
-    let generator = generator.valid();
+    let count = source.available(count);
+    if count == 0 {
+        bail!("no images to score");
+    }
     let classes = 10;
     let (mut counts, mut max_sum) = (vec![0usize; classes], 0.0f64);
     let mut gen_features = Vec::new();
-    for (k, start) in (0..count).step_by(CHUNK).enumerate() {
+    for start in (0..count).step_by(CHUNK) {
         let n = CHUNK.min(count - start);
-        let z = noise(n, latent, seed.wrapping_add(k as u64 * 7_919), device);
         // The generator's [-1, 1] to the classifier's [0, 1].
-        let images = (generator.forward(z) + 1.0) / 2.0;
+        let images = (source.chunk(start, n, seed, device) + 1.0) / 2.0;
         let (probs, features) = classify(classifier, images)?;
         let width = probs.len() / n;
         for row in probs.chunks(width) {

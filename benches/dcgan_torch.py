@@ -1,0 +1,70 @@
+"""The DCGAN of `keraslike dcgan` in PyTorch (CPU), for side-by-side epoch times and scores.
+
+    python3 benches/dcgan_torch.py ../shared/data/mnist [epochs] [out.f32]
+
+Same shapes (generator: dense 100 -> 128x7x7, BN, ReLU, ConvTranspose 4x4/2 -> 64, BN, ReLU,
+ConvTranspose 4x4/2 -> 1, tanh; discriminator: Conv 4x4/2 -> 64, LeakyReLU 0.2, Conv 4x4/2
+-> 128, BN, LeakyReLU 0.2, dense -> 1 logit), same iteration (D on 64 real + 64 generated,
+then G on 128 with target 1), Adam 2e-4 beta1 0.5, 937 iterations per epoch. Writes 10,000
+generated images as raw little-endian float32 (10000 x 1 x 28 x 28, values in [-1, 1]) for
+`keraslike gan-score --images out.f32 --classifier ...`.
+"""
+import gzip
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mnist"
+    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    out = sys.argv[3] if len(sys.argv) > 3 else "torch-dcgan.f32"
+    with gzip.open(f"{path}/train-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
+    torch.manual_seed(42)
+    g = nn.Sequential(
+        nn.Linear(100, 128 * 7 * 7), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
+    )
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
+    )
+    print(f"pytorch {torch.__version__} ({torch.get_num_threads()} threads): generator "
+          f"{sum(p.numel() for p in g.parameters())} parameters, discriminator "
+          f"{sum(p.numel() for p in d.parameters())}")
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    half = 64
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(x.shape[0])
+        start = time.perf_counter()
+        for it in range(x.shape[0] // half):
+            real = x[order[it * half:(it + 1) * half]]
+            fake = g(torch.randn(half, 100)).detach()
+            loss_d = (bce(d(real), torch.ones(half, 1)) + bce(d(fake), torch.zeros(half, 1))) / 2
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = bce(d(g(torch.randn(2 * half, 100))), torch.ones(2 * half, 1))
+            opt_g.zero_grad()
+            loss_g.backward()  # D's gradients are computed but only G is stepped
+            opt_g.step()
+        print(f"epoch {epoch}/{epochs} - {time.perf_counter() - start:.1f}s - "
+              f"d_loss: {loss_d.item():.4f} - g_loss: {loss_g.item():.4f}")
+    g.eval()
+    with torch.no_grad():
+        images = torch.cat([g(torch.randn(500, 100)) for _ in range(20)])
+    images.numpy().astype("<f4").tofile(out)
+    print(f"wrote {out}: {images.shape[0]} images")
+
+
+if __name__ == "__main__":
+    main()
