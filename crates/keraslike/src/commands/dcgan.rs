@@ -354,7 +354,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         let plain = backend::device(args.backend)?;
         let (classifier, _) = keraslike::saved_model::load(classifier, &plain)?;
         let generator = gan::load_generator(&g_path, &plain)?.0;
-        let source = Source::Generator(generator.valid(), cfg.latent);
+        let source = Source::Generator(Box::new(generator.valid()), cfg.latent);
         print_score(&source, &classifier, &args.data, 10_000, cfg.seed, &plain)?;
     }
     Ok(())
@@ -398,7 +398,7 @@ pub fn score_command(args: ScoreArgs) -> Result<()> {
                     card.image
                 );
             }
-            Source::Generator(generator.valid(), card.latent)
+            Source::Generator(Box::new(generator.valid()), card.latent)
         }
         (None, Some(path)) => {
             let bytes = std::fs::read(path)
@@ -432,7 +432,7 @@ pub fn score_command(args: ScoreArgs) -> Result<()> {
 /// Where the scored images come from.
 enum Source {
     /// An inference copy of a generator and its latent size.
-    Generator(Generator, usize),
+    Generator(Box<Generator>, usize),
     /// Ready-made images in [-1, 1], and their shape.
     Images(Vec<f32>, [usize; 3]),
 }
