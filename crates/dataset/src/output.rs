@@ -126,10 +126,18 @@ pub fn write_line_charts(path: &Path, charts: &[LineChart]) -> Result<()> {
     }
     let image = image::RgbImage::from_raw(width, HEIGHT, rgb)
         .ok_or_else(|| fail("buffer size mismatch".into()))?;
+    write_png(path, &image)
+}
+
+/// Encodes `image` as PNG and writes it atomically (charts, sample grids).
+pub fn write_png(path: &Path, image: &image::RgbImage) -> Result<()> {
     let mut png = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| DatasetError::Chart {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     write_atomic(path, &png)
 }
 

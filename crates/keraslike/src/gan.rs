@@ -16,10 +16,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::store::ModuleRecord;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
-use dataset::output::write_atomic;
+use dataset::output::{write_atomic, write_png};
+
+use crate::saved_model::{load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
 /// Training settings, `configs/dcgan.toml`.
@@ -206,35 +207,13 @@ pub fn write_grid(path: &Path, images: Tensor<4>, cols: usize) -> Result<()> {
     }
     let image = image::RgbImage::from_raw(gw as u32, gh as u32, rgb)
         .ok_or_else(|| anyhow!("grid buffer size"))?;
-    let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot encode PNG", path.display()))?;
-    write_atomic(path, &png)?;
+    write_png(path, &image)?;
     Ok(())
 }
 
 /// The card beside a generator file: `generator.bpk` → `generator.toml`.
 pub fn card_path(model: &Path) -> PathBuf {
     model.with_extension("toml")
-}
-
-fn save_module<M: Module>(path: &Path, module: &M) -> Result<()> {
-    let bytes = module
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| anyhow!("{}: cannot serialise the weights: {e}", path.display()))?;
-    write_atomic(path, &bytes)?;
-    Ok(())
-}
-
-fn load_module<M: Module>(path: &Path, fresh: M) -> Result<M> {
-    let record = ModuleRecord::load(path)
-        .map_err(|e| anyhow!("{}: not a burnpack weights file: {e}", path.display()))?;
-    fresh
-        .try_load_record(record)
-        .map_err(|e| anyhow!("{}: weights do not fit the network: {e}", path.display()))
 }
 
 /// Writes `generator.bpk` + `generator.toml` and `discriminator.bpk` into `dir`, each
@@ -246,8 +225,8 @@ pub fn save_pair(
     card: &GeneratorCard,
 ) -> Result<()> {
     let g = dir.join("generator.bpk");
-    save_module(&g, generator)?;
-    save_module(&dir.join("discriminator.bpk"), discriminator)?;
+    save_weights(&g, generator)?;
+    save_weights(&dir.join("discriminator.bpk"), discriminator)?;
     let text = toml::to_string(card).context("cannot serialise the generator card")?;
     write_atomic(&card_path(&g), text.as_bytes())?;
     Ok(())
@@ -268,7 +247,7 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
     })?;
     let card: GeneratorCard = toml::from_str(&text)
         .with_context(|| format!("{}: not a generator card", card_file.display()))?;
-    let generator = load_module(path, Generator::new(card.latent, card.image, device))?;
+    let generator = load_weights(path, Generator::new(card.latent, card.image, device))?;
     Ok((generator, card))
 }
 
@@ -277,7 +256,7 @@ pub fn load_discriminator(
     image: [usize; 3],
     device: &Device,
 ) -> Result<Discriminator> {
-    load_module(path, Discriminator::new(image, device))
+    load_weights(path, Discriminator::new(image, device))
 }
 
 #[cfg(test)]

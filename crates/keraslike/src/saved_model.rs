@@ -55,14 +55,29 @@ pub fn card_path(path: &Path) -> PathBuf {
     path.with_extension("toml")
 }
 
-/// Saves weights and card, each atomically.
-pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
-    let bytes = model
+/// Writes any module's weights as burnpack, atomically.
+pub fn save_weights<M: Module>(path: &Path, module: &M) -> Result<()> {
+    let bytes = module
         .clone()
         .into_record()
         .into_bytes()
         .map_err(|e| anyhow!("{}: cannot serialise the weights: {e}", path.display()))?;
     write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Loads weights written by [`save_weights`] into `fresh`, a module of the same shape.
+pub fn load_weights<M: Module>(path: &Path, fresh: M) -> Result<M> {
+    let record = ModuleRecord::load(path)
+        .map_err(|e| anyhow!("{}: not a burnpack weights file: {e}", path.display()))?;
+    fresh
+        .try_load_record(record)
+        .map_err(|e| anyhow!("{}: weights do not fit the network: {e}", path.display()))
+}
+
+/// Saves weights and card, each atomically.
+pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
+    save_weights(path, model)?;
     let text = toml::to_string(card).context("cannot serialise the model card")?;
     write_atomic(&card_path(path), text.as_bytes())?;
     Ok(())

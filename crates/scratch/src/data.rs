@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::spec::InputShape;
 use dataset::{DataDir, FolderOptions, ImageFolder, ImageShape, LabelledImages, MnistKind, Split};
 use ndarray::{Array2, ArrayViewMut1, Axis};
 
@@ -36,6 +37,15 @@ impl Samples {
             labels: images.labels.clone(),
             shape: images.shape,
             classes: images.classes.clone(),
+        }
+    }
+
+    /// The shape of one sample, as network descriptions state it.
+    pub fn input_shape(&self) -> InputShape {
+        InputShape {
+            channels: self.shape.channels,
+            height: self.shape.height,
+            width: self.shape.width,
         }
     }
 

@@ -326,11 +326,7 @@ fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
 
 /// The network's input and classes must match the data's.
 fn check_fits(net: &Network, data: &Samples, weights: Option<&Path>) -> Result<()> {
-    let shape = InputShape {
-        channels: data.shape.channels,
-        height: data.shape.height,
-        width: data.shape.width,
-    };
+    let shape = data.input_shape();
     if net.arch.input != shape || net.arch.classes < data.classes.len() {
         bail!(
             "{}: the network takes {} inputs with {} classes; the data has {shape} images with {} classes",
@@ -432,11 +428,7 @@ impl Experiment {
     /// The network for `data`, checked before any training starts.
     fn architecture(&self, data: &Samples) -> Result<Architecture> {
         let arch = Architecture {
-            input: InputShape {
-                channels: data.shape.channels,
-                height: data.shape.height,
-                width: data.shape.width,
-            },
+            input: data.input_shape(),
             classes: data.classes.len(),
             layers: self.cfg.layers.clone(),
         };

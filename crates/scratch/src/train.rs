@@ -15,7 +15,7 @@ use crate::data::Samples;
 use crate::network::Network;
 use crate::optimizer::Optimizer;
 use crate::regularization;
-use crate::spec::{InputShape, Regularization};
+use crate::spec::Regularization;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -77,6 +77,7 @@ pub fn train(
     let mut labels = Vec::with_capacity(batch);
     let mut epochs = Vec::new();
     let base_lr = optimizer.lr_mut().map(|lr| *lr);
+    let shape = train.input_shape();
     for e in 0..options.epochs {
         let epoch = options.first_epoch + e + 1;
         // Exponential decay per epoch, counted from the first epoch of the first run, so
@@ -104,11 +105,6 @@ pub fn train(
         for it in 0..iterations {
             train.gather(&order[it * batch..(it + 1) * batch], &mut x, &mut labels);
             if options.shift > 0 {
-                let shape = InputShape {
-                    channels: train.shape.channels,
-                    height: train.shape.height,
-                    width: train.shape.width,
-                };
                 shift_batch(&mut x, shape, options.shift, &mut rng);
             }
             let mut loss = net.gradient(&x, &labels);

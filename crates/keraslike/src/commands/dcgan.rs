@@ -77,25 +77,58 @@ pub struct DcganArgs {
     backend: Backend,
 }
 
+/// The data sets the DCGAN trains on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GanData {
+    Mnist,
+    Fashion,
+    Cifar10,
+    Folder(PathBuf),
+}
+
+impl std::str::FromStr for GanData {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mnist" => Ok(Self::Mnist),
+            "fashion" => Ok(Self::Fashion),
+            "cifar10" => Ok(Self::Cifar10),
+            _ => match s.strip_prefix("folder:") {
+                Some(dir) if !dir.is_empty() => Ok(Self::Folder(PathBuf::from(dir))),
+                _ => Err(format!(
+                    "{s:?}: expected mnist, fashion, cifar10 or folder:DIR"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for GanData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Mnist => write!(f, "mnist"),
+            Self::Fashion => write!(f, "fashion"),
+            Self::Cifar10 => write!(f, "cifar10"),
+            Self::Folder(dir) => write!(f, "folder:{}", dir.display()),
+        }
+    }
+}
+
 /// Training images as (n, C·H·W) floats in [-1, 1], and their shape.
 fn load_images(
-    name: &str,
+    data_set: &GanData,
     data: &DataArgs,
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, [usize; 3])> {
     let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
-    let images: LabelledImages = match name {
-        "mnist" => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
-        "fashion" => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
-        "cifar10" => dataset::cifar::load(&dirs)?.train,
-        other => match other.strip_prefix("folder:") {
-            Some(dir) if !dir.is_empty() => {
-                dataset::ImageFolder::open(Path::new(dir), dataset::FolderOptions::default())?
-                    .load_all()?
-                    .shuffled(1)
-            }
-            _ => bail!("--dataset {other:?}: expected mnist, fashion, cifar10 or folder:DIR"),
-        },
+    let images: LabelledImages = match data_set {
+        GanData::Mnist => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
+        GanData::Fashion => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
+        GanData::Cifar10 => dataset::cifar::load(&dirs)?.train,
+        GanData::Folder(dir) => dataset::ImageFolder::open(dir, dataset::FolderOptions::default())?
+            .load_all()?
+            .shuffled(1),
     };
     let images = match limit {
         Some(n) => images.truncate(n),
@@ -127,17 +160,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
     if cfg.batch_size < 2 || cfg.latent == 0 {
         bail!("--batch-size must be at least 2 and --latent at least 1");
     }
-    let known = ["mnist", "fashion", "cifar10"].contains(&args.dataset.as_str())
-        || args
-            .dataset
-            .strip_prefix("folder:")
-            .is_some_and(|d| !d.is_empty());
-    if !known {
-        bail!(
-            "--dataset {:?}: expected mnist, fashion, cifar10 or folder:DIR",
-            args.dataset
-        );
-    }
+    // Checked before anything else, so that a typo costs nothing (one-line error, not
+    // clap's usage text).
+    let data_set: GanData = args
+        .dataset
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--dataset {e}"))?;
     let out = args
         .out
         .clone()
@@ -150,7 +178,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         );
     }
 
-    let (pixels, image) = load_images(&args.dataset, &args.data, args.train_limit)?;
+    let (pixels, image) = load_images(&data_set, &args.data, args.train_limit)?;
     gan::check_image_size(image)?;
     let per_image = image.iter().product::<usize>();
     let n = pixels.len() / per_image;
@@ -333,7 +361,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         let card = GeneratorCard {
             latent: cfg.latent,
             image,
-            dataset: args.dataset.clone(),
+            dataset: data_set.to_string(),
             epochs: epoch,
         };
         gan::save_pair(&out, &generator, &discriminator, &card)?;
