@@ -58,17 +58,20 @@ fn main() -> anyhow::Result<()> {
             regularization: Default::default(),
             lr_decay: 1.0,
             shift: 0,
-            train_eval_limit: None,
+            // Untimed, but kept short so that profiles show the training step.
+            train_eval_limit: Some(1000),
         };
-        let out = train(
-            &mut net,
-            &mut Sgd { lr: 0.1 },
-            &train_set,
-            &empty,
-            &options,
-            &stop,
-            |_| {},
-        );
+        let out = rayon::scope(|_| {
+            train(
+                &mut net,
+                &mut Sgd { lr: 0.1 },
+                &train_set,
+                &empty,
+                &options,
+                &stop,
+                |_| {},
+            )
+        });
         let s = out.epochs[0].seconds;
         println!(
             "{label}epoch {}: {:.3} s, {:.0} images/s",

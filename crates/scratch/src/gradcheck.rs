@@ -71,6 +71,13 @@ pub fn check_input_grad_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut Std
 pub fn check_param_grads(layer: &mut dyn Layer, shape: (usize, usize), seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let x = random_matrix(shape, &mut rng);
+    check_param_grads_at(layer, &x, seed);
+}
+
+/// [`check_param_grads`] at a given input (for layers whose path depends on it).
+pub fn check_param_grads_at(layer: &mut dyn Layer, x: &Array2<f32>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
+    let x = x.clone();
     let y = layer.forward(&x, Mode::Train);
     let r = random_matrix(y.dim(), &mut rng);
     layer.backward(&x, &r, false);

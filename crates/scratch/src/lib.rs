@@ -5,6 +5,7 @@
 //! pooling, any network described by a TOML config.
 
 pub mod augment;
+pub mod batches;
 pub mod data;
 pub mod gates;
 pub mod gemm;

@@ -42,7 +42,13 @@ impl Network {
                         init.unwrap_or(Init::Xavier),
                         &mut rng,
                     );
-                    Box::new(Affine::new(w, Array2::zeros((1, units))))
+                    let layer = Affine::new(w, Array2::zeros((1, units)));
+                    // Raw pixels are mostly zeros (see layers/sparse_input.rs).
+                    Box::new(if i == 0 {
+                        layer.with_sparse_input()
+                    } else {
+                        layer
+                    })
                 }
                 LayerSpec::Sigmoid => Box::new(Sigmoid::default()),
                 LayerSpec::Relu => Box::new(Relu::default()),

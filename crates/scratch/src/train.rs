@@ -1,16 +1,17 @@
 //! The training loop: shuffled minibatches, N/B iterations per epoch, SGD-style updates,
 //! and per-epoch loss and accuracy.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::augment::shift_batch;
+use crate::batches::for_each_batch;
 use crate::data::Samples;
 use crate::network::Network;
 use crate::optimizer::Optimizer;
@@ -59,6 +60,13 @@ pub struct TrainOutcome {
     pub diverged: Option<usize>,
 }
 
+/// Why an epoch ended before its last batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Interrupted,
+    Diverged,
+}
+
 /// Trains `net` for `options.epochs` epochs; checks `stop` after every iteration and
 /// returns early when it is set. `on_epoch` sees each epoch's numbers as they arrive.
 pub fn train(
@@ -73,8 +81,6 @@ pub fn train(
     let batch = options.batch_size.clamp(1, train.len().max(1));
     let iterations = (train.len() / batch).max(1);
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut x = Array2::zeros((batch, train.x.ncols()));
-    let mut labels = Vec::with_capacity(batch);
     let mut epochs = Vec::new();
     let base_lr = optimizer.lr_mut().map(|lr| *lr);
     let shape = train.input_shape();
@@ -102,22 +108,16 @@ pub fn train(
         );
         let start = Instant::now();
         let mut loss_sum = 0.0f64;
-        for it in 0..iterations {
-            train.gather(&order[it * batch..(it + 1) * batch], &mut x, &mut labels);
+        let flow = for_each_batch(train, &order, batch, iterations, |it, x, labels| {
             if options.shift > 0 {
-                shift_batch(&mut x, shape, options.shift, &mut rng);
+                shift_batch(x, shape, options.shift, &mut rng);
             }
-            let mut loss = net.gradient(&x, &labels);
+            let mut loss = net.gradient(x, labels);
             let mut params = net.params();
             loss += regularization::apply(&options.regularization, &mut params);
             optimizer.step(params);
             if !loss.is_finite() {
-                bar.abandon();
-                return TrainOutcome {
-                    epochs,
-                    interrupted: false,
-                    diverged: Some(epoch),
-                };
+                return ControlFlow::Break(StopReason::Diverged);
             }
             loss_sum += loss as f64;
             if it % 20 == 0 {
@@ -125,13 +125,17 @@ pub fn train(
             }
             bar.inc(1);
             if stop.load(Ordering::Relaxed) {
-                bar.abandon();
-                return TrainOutcome {
-                    epochs,
-                    interrupted: true,
-                    diverged: None,
-                };
+                return ControlFlow::Break(StopReason::Interrupted);
             }
+            ControlFlow::Continue(())
+        });
+        if let ControlFlow::Break(reason) = flow {
+            bar.abandon();
+            return TrainOutcome {
+                epochs,
+                interrupted: reason == StopReason::Interrupted,
+                diverged: (reason == StopReason::Diverged).then_some(epoch),
+            };
         }
         let train_seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();

@@ -16,6 +16,7 @@ mod max_pool;
 mod relu;
 mod sigmoid;
 mod softmax_loss;
+pub mod sparse_input;
 
 pub use affine::Affine;
 pub use batch_norm::BatchNorm;
