@@ -1,9 +1,10 @@
 //! Training-step throughput of a model on each CPU backend, side by side in one run.
 //!
-//!     cargo run -p keraslike --example backend_step -- [CONFIG] [STEPS] [BATCH]
+//!     cargo run -p keraslike --example backend_step -- [CONFIG] [STEPS] [BATCH] [BACKENDS]
 //!
 //! Defaults: the course CNN (configs/mnist-cnn.toml), 10 steps of 32 random 28×28 images
-//! per backend after one warm-up step, Adam. Backends are run alternately twice.
+//! per backend after one warm-up step, Adam. Backends (default `flex,ndarray`) are run
+//! alternately twice.
 
 use std::time::Instant;
 
@@ -65,10 +66,16 @@ fn main() -> Result<()> {
         .map_or("configs/mnist-cnn.toml", String::as_str);
     let steps: usize = args.get(1).map_or(Ok(10), |s| s.parse())?;
     let batch: usize = args.get(2).map_or(Ok(32), |s| s.parse())?;
+    let backends: Vec<Backend> = args
+        .get(3)
+        .map_or("flex,ndarray", String::as_str)
+        .split(',')
+        .map(|name| clap::ValueEnum::from_str(name, true).map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
     let config = ModelConfig::load(std::path::Path::new(config_path))?;
     println!("{config_path}: {steps} training steps of batch {batch} per backend");
     for round in 1..=2 {
-        for b in [Backend::Flex, Backend::Ndarray] {
+        for &b in &backends {
             // ndarray's direct-loop convolution is ~100x slower: fewer steps keep it bearable.
             let n = if b == Backend::Ndarray {
                 steps.div_ceil(5)

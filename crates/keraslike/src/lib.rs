@@ -3,6 +3,7 @@
 //! chosen at run time.
 
 pub mod backend;
+pub mod conv;
 pub mod data;
 pub mod evaluate;
 pub mod fit;

@@ -167,7 +167,7 @@ impl Sequential {
         let mut flow = Flow::Image(x);
         for layer in &self.layers[..n] {
             flow = match (layer, flow) {
-                (Layer::Conv2d(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
+                (Layer::Conv2d(m), Flow::Image(x)) => Flow::Image(crate::conv::conv2d(m, x)),
                 (Layer::MaxPool2d(m), Flow::Image(x)) => Flow::Image(m.forward(x)),
                 (Layer::Flatten(_), Flow::Image(x)) => Flow::Flat(x.flatten(1, 3)),
                 (Layer::Dense(m), Flow::Flat(x)) => Flow::Flat(m.forward(x)),

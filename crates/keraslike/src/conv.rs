@@ -1,0 +1,143 @@
+//! Conv2D as im2col and one matrix product, written in burn tensor ops: what the ndarray
+//! backend runs instead of its own convolution.
+//!
+//! burn-ndarray convolves with a direct loop and no GEMM (~13 images/s for a training
+//! step of the course CNN here). The course's formulation is built from operations that
+//! ndarray does well: the kh·kw shifted copies of the padded input are stacked into
+//! columns (B, C·kh·kw, H·W) and multiplied by the weights (O, C·kh·kw); autodiff then
+//! differentiates slices, a stack and a matmul, so every gradient is a GEMM or a copy
+//! (~240-300 images/s, `examples/backend_step.rs`). On flex the same formulation measured
+//! no faster than flex's own im2col convolution (375-403 against 376-460 images/s,
+//! alternating), so flex and wgpu keep burn's. The weights are burn's `Conv2d`'s own, so
+//! models and files are the same whichever path ran.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Device, Slice, Tensor};
+
+/// Keras's / burn's "same" padding along one axis: (before, after).
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// `conv.forward(x)`: through [`im2col_conv2d`] on the ndarray backend, else burn's.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[allow(deprecated)] // burn-ndarray is deprecated upstream; the project keeps it.
+    let ndarray = Device::ndarray();
+    if x.device().without_autodiff() == ndarray {
+        im2col_conv2d(conv, x)
+    } else {
+        conv.forward(x)
+    }
+}
+
+/// `conv.forward(x)` as im2col + matmul (burn's convolution where dilation or groups
+/// are used).
+pub fn im2col_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if conv.dilation != [1, 1] || conv.groups != 1 {
+        return conv.forward(x);
+    }
+    let [batch, channels, height, width] = x.dims();
+    let ([kh, kw], [sh, sw]) = (conv.kernel_size, conv.stride);
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (same_padding(kh, sh, height), same_padding(kw, sw, width)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    };
+    let x = if top + bottom + left + right > 0 {
+        x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0))
+    } else {
+        x
+    };
+    let out_h = (height + top + bottom - kh) / sh + 1;
+    let out_w = (width + left + right - kw) / sw + 1;
+    // Indices start, start + step, ..., `out` of them.
+    let every = |start: usize, step: usize, out: usize| {
+        let end = start + step * (out - 1) + 1;
+        Slice::new(start as isize, Some(end as isize), step as isize)
+    };
+    // Column c·kh·kw + i·kw + j holds input channel c shifted by (i, j): the order of
+    // the weight tensor's (C, kh, kw) dimensions flattened.
+    let shifted: Vec<Tensor<4>> = (0..kh)
+        .flat_map(|i| (0..kw).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            x.clone().slice([
+                Slice::from(0..batch),
+                Slice::from(0..channels),
+                every(i, sh, out_h),
+                every(j, sw, out_w),
+            ])
+        })
+        .collect();
+    let columns =
+        Tensor::<4>::stack::<5>(shifted, 2).reshape([batch, channels * kh * kw, out_h * out_w]);
+    let [filters, ..] = conv.weight.dims();
+    let weights = conv.weight.val().reshape([1, filters, channels * kh * kw]);
+    let mut y = weights.matmul(columns);
+    if let Some(bias) = &conv.bias {
+        y = y + bias.val().reshape([1, filters, 1]);
+    }
+    y.reshape([batch, filters, out_h, out_w])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Distribution;
+
+    fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn matches_burns_convolution_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        for (padding, kernel, stride, channels) in [
+            (PaddingConfig2d::Same, 3, 1, [2, 4]),
+            (PaddingConfig2d::Valid, 3, 1, [3, 5]),
+            (PaddingConfig2d::Same, 5, 1, [1, 2]),
+            (PaddingConfig2d::Valid, 1, 1, [4, 3]),
+            (PaddingConfig2d::Same, 4, 2, [2, 3]), // the DCGAN discriminator's
+            (PaddingConfig2d::Valid, 3, 2, [2, 3]),
+            (PaddingConfig2d::Explicit(1, 0, 2, 1), 3, 1, [1, 2]),
+        ] {
+            let conv = Conv2dConfig::new(channels, [kernel, kernel])
+                .with_padding(padding.clone())
+                .with_stride([stride, stride])
+                .init(&device);
+            let x = Tensor::<4>::random([2, channels[0], 7, 6], Distribution::Default, &device)
+                .require_grad();
+            let (ours, burns) = (im2col_conv2d(&conv, x.clone()), conv.forward(x.clone()));
+            assert_eq!(ours.dims(), burns.dims(), "{padding:?} {kernel} {stride}");
+            assert!(max_difference(ours.clone(), burns.clone()) < 1e-5);
+            // The same weighted sum through each: every gradient must agree.
+            let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+            let g_ours = (ours * r.clone()).sum().backward();
+            let g_burn = (burns * r).sum().backward();
+            let grad = |g: &burn::tensor::Gradients| {
+                (
+                    x.grad(g).expect("x grad"),
+                    conv.weight.val().grad(g).expect("weight grad"),
+                    conv.bias
+                        .as_ref()
+                        .expect("bias")
+                        .val()
+                        .grad(g)
+                        .expect("bias grad"),
+                )
+            };
+            let ((dx1, dw1, db1), (dx2, dw2, db2)) = (grad(&g_ours), grad(&g_burn));
+            assert!(max_difference(dx1, dx2) < 1e-4, "dx, kernel {kernel}");
+            assert!(max_difference(dw1, dw2) < 1e-4, "dw, kernel {kernel}");
+            assert!(
+                (db1 - db2).abs().max().into_scalar::<f32>() < 1e-4,
+                "db, kernel {kernel}"
+            );
+        }
+    }
+}
