@@ -42,6 +42,57 @@ fn summary_of_the_course_cnn_matches_keras() {
 }
 
 #[test]
+fn every_shipped_model_config_summarises() {
+    // mnist-best has BatchNorm: its moving statistics count in the total, not as trainable.
+    for name in [
+        "mnist-best.toml",
+        "mnist-overfit.toml",
+        "face.toml",
+        "faces-64.toml",
+    ] {
+        let out = run(
+            &keraslike(),
+            &["summary", "--config", &config(name)],
+            None,
+            &[],
+        );
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Total params:"), "{name}");
+    }
+    let out = run(
+        &keraslike(),
+        &["summary", "--config", &config("mnist-best.toml")],
+        None,
+        &[],
+    );
+    let s = text(&out.stdout);
+    for row in [
+        "Total params: 469,098",
+        "Trainable params: 468,458",
+        "Non-trainable params: 640",
+    ] {
+        assert!(s.contains(row), "missing {row:?} in\n{s}");
+    }
+}
+
+#[test]
+fn a_learning_rate_decay_above_one_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("growing.toml");
+    let course = std::fs::read_to_string(config("mnist-cnn.toml")).unwrap();
+    let growing = course.replace("[compile]", "[compile]\nlr_decay = 1.5");
+    std::fs::write(&path, growing).unwrap();
+    let out = run(
+        &keraslike(),
+        &["mnist", "--config", path.to_str().unwrap(), "--offline"],
+        None,
+        &[],
+    );
+    let err = one_line_error(&out);
+    assert!(err.contains("lr_decay") && err.contains("1.5"), "{err}");
+}
+
+#[test]
 fn summary_of_a_bad_config_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

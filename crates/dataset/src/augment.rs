@@ -32,6 +32,15 @@ impl Augmentation {
         }
     }
 
+    /// For digits (`keraslike mnist --augment`): as `mild` but never mirrored (a mirrored
+    /// 2 or 7 is not a digit): Keras's usual MNIST recipe.
+    pub fn digits() -> Self {
+        Self {
+            horizontal_flip: false,
+            ..Self::mild()
+        }
+    }
+
     pub fn is_identity(&self) -> bool {
         !self.horizontal_flip && self.shift == 0.0 && self.rotation == 0.0 && self.zoom == 0.0
     }

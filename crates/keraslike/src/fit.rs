@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
+use burn::lr_scheduler::exponential::ExponentialLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
@@ -61,6 +63,8 @@ pub struct FitOptions {
     pub batch_size: usize,
     pub optimizer: OptimizerKind,
     pub learning_rate: f64,
+    /// The learning rate's factor per epoch (1: constant).
+    pub lr_decay: f64,
     /// Shuffling seed (the model's initial weights are seeded by the caller).
     pub seed: u64,
     /// Threads preparing batches.
@@ -143,6 +147,18 @@ where
     }
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
 
+    // Decay is applied per step, so an epoch of n steps multiplies the rate by lr_decay.
+    let schedule = if options.lr_decay == 1.0 {
+        ModuleLrScheduler::from(options.learning_rate)
+    } else {
+        let steps = train.len().div_ceil(options.batch_size).max(1);
+        ExponentialLrSchedulerConfig::new(
+            options.learning_rate,
+            options.lr_decay.powf(1.0 / steps as f64),
+        )
+        .init()
+        .map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))?
+    };
     let train_loader = DataLoaderBuilder::new(batcher)
         .batch_size(options.batch_size)
         .shuffle(options.seed)
@@ -175,11 +191,7 @@ where
     if let Some(epoch) = start {
         training = training.checkpoint(epoch);
     }
-    let result = training.launch(Learner::new(
-        model,
-        options.optimizer.build(),
-        options.learning_rate,
-    ));
+    let result = training.launch(Learner::new(model, options.optimizer.build(), schedule));
 
     let history = shared.lock().map(|h| h.clone()).unwrap_or_default();
     history.save(out)?;

@@ -148,10 +148,11 @@ fn summary(path: &Path, backend: Backend) -> Result<()> {
     print!("{}", summary_table(&title, &infos));
     let device = backend::device(backend)?;
     let built = Sequential::new(&config, &device)?.num_params();
-    let trainable: usize = infos.iter().map(|l| l.trainable).sum();
+    // burn counts BatchNorm's moving statistics as parameters, as Keras's total does.
+    let total: usize = infos.iter().map(|l| l.params()).sum();
     anyhow::ensure!(
-        built == trainable,
-        "burn module has {built} parameters, the table {trainable}"
+        built == total,
+        "burn module has {built} parameters, the table {total}"
     );
     Ok(())
 }

@@ -148,6 +148,9 @@ pub struct ModelConfig {
 pub struct CompileConfig {
     pub optimizer: Option<OptimizerKind>,
     pub learning_rate: Option<f64>,
+    /// Multiply the learning rate by this over every epoch, smoothly step by step (Keras's
+    /// `ExponentialDecay(decay_steps=steps per epoch)`); 1 or absent: constant.
+    pub lr_decay: Option<f64>,
 }
 
 impl CompileConfig {
@@ -180,6 +183,8 @@ pub struct FitConfig {
     /// Validation batches per epoch (Keras `validation_steps`).
     pub validation_steps: Option<usize>,
     pub seed: Option<u64>,
+    /// Randomly shift, rotate and zoom every training image (MNIST: `--augment`).
+    pub augment: Option<bool>,
 }
 
 /// The shape of the activations between layers (batch dimension left out).
@@ -514,6 +519,7 @@ mod tests {
         let compile = CompileConfig {
             optimizer: Some(OptimizerKind::Adadelta),
             learning_rate: Some(1.0),
+            lr_decay: None,
         };
         assert_eq!(compile.resolve(None, None), (OptimizerKind::Adadelta, 1.0));
         assert_eq!(

@@ -6,8 +6,9 @@ use burn::module::Module;
 use clap::{Args, ValueEnum};
 use dataset::{DataDir, LabelledImages, MnistKind};
 
+use dataset::augment::Augmentation;
 use keraslike::backend;
-use keraslike::data::{ImageBatcher, InMemoryImages};
+use keraslike::data::{AugmentedImages, ImageBatcher, InMemoryImages};
 use keraslike::evaluate::evaluate;
 use keraslike::fit::fit;
 use keraslike::model::Sequential;
@@ -34,6 +35,10 @@ pub struct MnistArgs {
     test_limit: Option<usize>,
     #[arg(long, value_enum, default_value_t = MnistName::Mnist)]
     dataset: MnistName,
+    /// Randomly shift (±10%), rotate (±10°) and zoom (±10%) every training image, anew
+    /// each epoch (also `augment = true` under [fit] in the config).
+    #[arg(long)]
+    augment: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -92,10 +97,22 @@ pub fn run(args: MnistArgs) -> Result<()> {
         out.display()
     );
 
+    let augmentation = if args.augment || config.fit.augment == Some(true) {
+        println!("Augmenting: {:?}", Augmentation::digits());
+        Augmentation::digits()
+    } else {
+        Augmentation::default()
+    };
+    let train = AugmentedImages::new(
+        InMemoryImages::new(train),
+        shape,
+        augmentation,
+        options.seed,
+    );
     let test = InMemoryImages::new(test);
     let fitted = fit(
         model,
-        InMemoryImages::new(train),
+        train,
         test.clone(),
         ImageBatcher::unit(shape),
         &out,

@@ -89,12 +89,19 @@ impl TrainArgs {
             batch_size: self.batch_size.or(config.fit.batch_size).unwrap_or(32),
             optimizer,
             learning_rate,
+            lr_decay: config.compile.lr_decay.unwrap_or(1.0),
             seed: self.seed.or(config.fit.seed).unwrap_or(42),
             workers: self.workers.max(1),
             resume: self.resume,
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
+        }
+        if !(options.lr_decay > 0.0 && options.lr_decay <= 1.0) {
+            bail!(
+                "lr_decay must be in (0, 1]; the config has {}",
+                options.lr_decay
+            );
         }
         Ok(options)
     }
