@@ -46,6 +46,7 @@ fn every_shipped_model_config_summarises() {
     // mnist-best has BatchNorm: its moving statistics count in the total, not as trainable.
     for name in [
         "mnist-best.toml",
+        "mnist-cnn-augment.toml",
         "mnist-overfit.toml",
         "face.toml",
         "faces-64.toml",

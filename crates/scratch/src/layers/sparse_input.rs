@@ -88,11 +88,12 @@ impl NonZeros {
     /// out (rows × n) = x · w (k × n) + b (n), for the x last listed.
     pub fn forward(&mut self, w: &[f32], b: &[f32], out: &mut [f32]) {
         let n = b.len();
+        assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(w.len(), self.k * n);
         assert_eq!(out.len(), self.rows * n);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F was checked by `list`; listed rows are < rows, and w and out
-        // have the sizes checked above.
+        // SAFETY: AVX-512F is present; listed rows are < rows, and w and out have the
+        // sizes checked above.
         unsafe {
             avx512::forward(self, w, b, out)
         }
@@ -100,11 +101,12 @@ impl NonZeros {
 
     /// dw (k × n) = xᵀ · dout (rows × n), for the x last listed.
     pub fn weight_grad(&self, dout: &[f32], n: usize, dw: &mut [f32]) {
+        assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(dw.len(), self.k * n);
         assert_eq!(dout.len(), self.rows * n);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F was checked by `list`; listed rows are < rows, and dout and
-        // dw have the sizes checked above.
+        // SAFETY: AVX-512F is present; listed rows are < rows, and dout and dw have the
+        // sizes checked above.
         unsafe {
             avx512::weight_grad(self, dout, n, dw)
         }
@@ -348,7 +350,7 @@ mod tests {
             (2, 16, 65, 1.0),
             (7, 100, 130, 0.1),
             (3, 20, 5, 0.0),
-            (100, 784, 50, 0.2), // split between threads where there are two or more
+            (100, 784, 50, 0.2), // the TwoLayerNet's batch: seven 16-row blocks
         ] {
             let x = sparse_matrix(rows, k, density, &mut rng);
             let w = random_matrix((k, n), &mut rng);
