@@ -183,7 +183,8 @@ pub struct FitConfig {
     /// Validation batches per epoch (Keras `validation_steps`).
     pub validation_steps: Option<usize>,
     pub seed: Option<u64>,
-    /// Randomly shift, rotate and zoom every training image (MNIST: `--augment`).
+    /// Randomly transform every training image anew each epoch, as `--augment` does
+    /// (MNIST: shifts, rotations, zoom; faces: also left-right flips).
     pub augment: Option<bool>,
 }
 

@@ -185,7 +185,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
     // Parameters live on the autodiff device so that training can differentiate them.
     let model = Sequential::new(&config, &device.clone().autodiff())?;
     print!("{}", summary_table(&name, &infos));
-    let augmentation = if args.augment {
+    let augmentation = if args.augment || config.fit.augment == Some(true) {
         Augmentation::mild()
     } else {
         Augmentation::default()
