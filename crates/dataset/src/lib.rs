@@ -2,6 +2,7 @@
 //!
 //! - [`mnist`]: MNIST and Fashion-MNIST IDX files, gzip or raw ([`idx`] reads the format).
 //! - [`augment`]: random flips, shifts, rotations and zooms (Keras `ImageDataGenerator`).
+//! - [`choice`]: the `--dataset` names (`mnist`, `fashion`, `cifar10`, `folder:DIR`).
 //! - [`cifar`]: CIFAR-10 binary batches, or the same as an image folder.
 //! - [`image_folder`]: Keras `flow_from_directory` folders, streamed in batches.
 //! - [`digit_image`]: any photo or drawing of a digit as a 28×28 MNIST-style input.
@@ -13,6 +14,7 @@
 //! Every loader returns a [`DatasetError`] naming the file at fault; none panics on bad input.
 
 pub mod augment;
+pub mod choice;
 pub mod cifar;
 pub mod data_dir;
 pub mod digit_image;
@@ -25,6 +27,7 @@ pub mod mnist;
 pub mod output;
 pub mod synthetic;
 
+pub use choice::DatasetChoice;
 pub use data_dir::{DATA_DIR_ENV, DataDir};
 pub use error::{DatasetError, Result};
 pub use image_folder::{Batch, ColorMode, FolderOptions, ImageFolder, Interpolation};

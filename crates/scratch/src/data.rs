@@ -1,11 +1,11 @@
 //! Images as network inputs: (n, features) f32 in [0, 1], each row one image in
 //! channels-last (row, column, channel) order.
 
-use std::path::PathBuf;
-use std::str::FromStr;
-
 use crate::spec::InputShape;
-use dataset::{DataDir, FolderOptions, ImageFolder, ImageShape, LabelledImages, MnistKind, Split};
+use dataset::{
+    DataDir, DatasetChoice, FolderOptions, ImageFolder, ImageShape, LabelledImages, MnistKind,
+    Split,
+};
 use ndarray::{Array2, ArrayViewMut1, Axis};
 
 pub struct Samples {
@@ -74,87 +74,44 @@ fn copy_row(dst: &mut ArrayViewMut1<f32>, src: &[f32]) {
     dst.as_slice_mut().expect("row-major").copy_from_slice(src);
 }
 
-/// The data sets `scratch` trains on: `mnist`, `fashion`, `cifar10` or `folder:DIR`
-/// (DIR/train/<class>/*, DIR/test/<class>/*, all images the same size).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatasetChoice {
-    Mnist,
-    Fashion,
-    Cifar10,
-    Folder(PathBuf),
+/// Train and test images of a data set, from the data directory (downloaded there if
+/// allowed); a folder holds DIR/train/<class>/* and DIR/test/<class>/*, all images the
+/// same size. Image folders come class by class; they are shuffled once (fixed seed) so
+/// that `--train-limit N` keeps a mix of classes.
+pub fn load_split(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<Split> {
+    let split = load_in_file_order(choice, dirs)?;
+    Ok(match choice {
+        DatasetChoice::Mnist | DatasetChoice::Fashion => split,
+        DatasetChoice::Cifar10 | DatasetChoice::Folder(_) => Split {
+            train: split.train.shuffled(1),
+            test: split.test.shuffled(2),
+        },
+    })
 }
 
-impl FromStr for DatasetChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mnist" => Ok(Self::Mnist),
-            "fashion" => Ok(Self::Fashion),
-            "cifar10" => Ok(Self::Cifar10),
-            _ => match s.strip_prefix("folder:") {
-                Some(dir) if !dir.is_empty() => Ok(Self::Folder(PathBuf::from(dir))),
-                _ => Err(format!(
-                    "unknown data set {s:?} (expected mnist, fashion, cifar10 or folder:DIR)"
-                )),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for DatasetChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Mnist => write!(f, "mnist"),
-            Self::Fashion => write!(f, "fashion"),
-            Self::Cifar10 => write!(f, "cifar10"),
-            Self::Folder(dir) => write!(f, "folder:{}", dir.display()),
-        }
-    }
-}
-
-impl DatasetChoice {
-    /// Train and test images, from the data directory (downloaded there if allowed).
-    /// Image folders come class by class; they are shuffled once (fixed seed) so that
-    /// `--train-limit N` keeps a mix of classes.
-    pub fn load(&self, dirs: &DataDir) -> anyhow::Result<Split> {
-        let split = self.load_in_file_order(dirs)?;
-        Ok(match self {
-            Self::Mnist | Self::Fashion => split,
-            Self::Cifar10 | Self::Folder(_) => Split {
-                train: split.train.shuffled(1),
-                test: split.test.shuffled(2),
-            },
-        })
-    }
-
-    fn load_in_file_order(&self, dirs: &DataDir) -> anyhow::Result<Split> {
-        Ok(match self {
-            Self::Mnist => dataset::mnist::load(MnistKind::Digits, dirs)?,
-            Self::Fashion => dataset::mnist::load(MnistKind::Fashion, dirs)?,
-            Self::Cifar10 => dataset::cifar::load(dirs)?,
-            Self::Folder(dir) => {
-                let open = |split: &str| -> anyhow::Result<LabelledImages> {
-                    Ok(
-                        ImageFolder::open(&dir.join(split), FolderOptions::default())?
-                            .load_all()?,
-                    )
-                };
-                let (train, test) = (open("train")?, open("test")?);
-                if train.classes != test.classes || train.shape != test.shape {
-                    anyhow::bail!(
-                        "{}: train/ has classes {:?} of {:?} images, test/ has {:?} of {:?}",
-                        dir.display(),
-                        train.classes,
-                        train.shape,
-                        test.classes,
-                        test.shape
-                    );
-                }
-                Split { train, test }
+fn load_in_file_order(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<Split> {
+    Ok(match choice {
+        DatasetChoice::Mnist => dataset::mnist::load(MnistKind::Digits, dirs)?,
+        DatasetChoice::Fashion => dataset::mnist::load(MnistKind::Fashion, dirs)?,
+        DatasetChoice::Cifar10 => dataset::cifar::load(dirs)?,
+        DatasetChoice::Folder(dir) => {
+            let open = |split: &str| -> anyhow::Result<LabelledImages> {
+                Ok(ImageFolder::open(&dir.join(split), FolderOptions::default())?.load_all()?)
+            };
+            let (train, test) = (open("train")?, open("test")?);
+            if train.classes != test.classes || train.shape != test.shape {
+                anyhow::bail!(
+                    "{}: train/ has classes {:?} of {:?} images, test/ has {:?} of {:?}",
+                    dir.display(),
+                    train.classes,
+                    train.shape,
+                    test.classes,
+                    test.shape
+                );
             }
-        })
-    }
+            Split { train, test }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -181,21 +138,5 @@ mod tests {
                 .map(|v| (v * 255.0).round() as u8)
                 .collect();
         assert_eq!(row, [10, 30, 50, 20, 40, 60]);
-    }
-
-    #[test]
-    fn dataset_names_parse() {
-        assert_eq!("cifar10".parse(), Ok(DatasetChoice::Cifar10));
-        assert_eq!(
-            "folder:/x/y".parse(),
-            Ok(DatasetChoice::Folder(PathBuf::from("/x/y")))
-        );
-        assert!("folder:".parse::<DatasetChoice>().is_err());
-        assert!(
-            "imagenet"
-                .parse::<DatasetChoice>()
-                .unwrap_err()
-                .contains("cifar10")
-        );
     }
 }

@@ -71,16 +71,14 @@ pub fn check_input_grad_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut Std
 pub fn check_param_grads(layer: &mut dyn Layer, shape: (usize, usize), seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let x = random_matrix(shape, &mut rng);
-    check_param_grads_at(layer, &x, seed);
+    check_param_grads_at(layer, &x, &mut rng);
 }
 
 /// [`check_param_grads`] at a given input (for layers whose path depends on it).
-pub fn check_param_grads_at(layer: &mut dyn Layer, x: &Array2<f32>, seed: u64) {
-    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
-    let x = x.clone();
-    let y = layer.forward(&x, Mode::Train);
-    let r = random_matrix(y.dim(), &mut rng);
-    layer.backward(&x, &r, false);
+pub fn check_param_grads_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut StdRng) {
+    let y = layer.forward(x, Mode::Train);
+    let r = random_matrix(y.dim(), rng);
+    layer.backward(x, &r, false);
     let analytic: Vec<Vec<f32>> = layer
         .params()
         .iter()
@@ -96,9 +94,9 @@ pub fn check_param_grads_at(layer: &mut dyn Layer, x: &Array2<f32>, seed: u64) {
                     .expect("standard layout")[i] += delta;
             };
             nudge(layer, STEP);
-            let lp = weighted_sum(&layer.forward(&x, Mode::Train), &r);
+            let lp = weighted_sum(&layer.forward(x, Mode::Train), &r);
             nudge(layer, -2.0 * STEP);
-            let lm = weighted_sum(&layer.forward(&x, Mode::Train), &r);
+            let lm = weighted_sum(&layer.forward(x, Mode::Train), &r);
             nudge(layer, STEP);
             *n = (lp - lm) / (2.0 * STEP as f64);
         }

@@ -13,9 +13,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
+use dataset::DatasetChoice;
 use dataset::digit_image;
 use dataset::output::{Curve, LineChart};
-use scratch::data::{DatasetChoice, Samples};
+use scratch::data::{Samples, load_split};
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::{Network, argmax};
 use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec, OptimizerSpec};
@@ -99,7 +100,7 @@ impl DataArgs {
         test_limit: Option<usize>,
     ) -> Result<(Samples, Samples)> {
         let dirs = DataDir::new(self.data_dir.clone()).with_download(!self.offline);
-        let split = choice.load(&dirs)?;
+        let split = load_split(choice, &dirs)?;
         let keep = |images: dataset::LabelledImages, limit: Option<usize>| match limit {
             Some(n) => images.truncate(n),
             None => images,

@@ -12,7 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use dataset::output::{Curve, LineChart, write_atomic, write_line_chart};
-use dataset::{DataDir, LabelledImages, MnistKind};
+use dataset::{DataDir, DatasetChoice, LabelledImages, MnistKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -77,58 +77,22 @@ pub struct DcganArgs {
     backend: Backend,
 }
 
-/// The data sets the DCGAN trains on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GanData {
-    Mnist,
-    Fashion,
-    Cifar10,
-    Folder(PathBuf),
-}
-
-impl std::str::FromStr for GanData {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mnist" => Ok(Self::Mnist),
-            "fashion" => Ok(Self::Fashion),
-            "cifar10" => Ok(Self::Cifar10),
-            _ => match s.strip_prefix("folder:") {
-                Some(dir) if !dir.is_empty() => Ok(Self::Folder(PathBuf::from(dir))),
-                _ => Err(format!(
-                    "{s:?}: expected mnist, fashion, cifar10 or folder:DIR"
-                )),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for GanData {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Mnist => write!(f, "mnist"),
-            Self::Fashion => write!(f, "fashion"),
-            Self::Cifar10 => write!(f, "cifar10"),
-            Self::Folder(dir) => write!(f, "folder:{}", dir.display()),
-        }
-    }
-}
-
 /// Training images as (n, C·H·W) floats in [-1, 1], and their shape.
 fn load_images(
-    data_set: &GanData,
+    data_set: &DatasetChoice,
     data: &DataArgs,
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, [usize; 3])> {
     let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
     let images: LabelledImages = match data_set {
-        GanData::Mnist => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
-        GanData::Fashion => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
-        GanData::Cifar10 => dataset::cifar::load(&dirs)?.train,
-        GanData::Folder(dir) => dataset::ImageFolder::open(dir, dataset::FolderOptions::default())?
-            .load_all()?
-            .shuffled(1),
+        DatasetChoice::Mnist => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
+        DatasetChoice::Fashion => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
+        DatasetChoice::Cifar10 => dataset::cifar::load(&dirs)?.train,
+        DatasetChoice::Folder(dir) => {
+            dataset::ImageFolder::open(dir, dataset::FolderOptions::default())?
+                .load_all()?
+                .shuffled(1)
+        }
     };
     let images = match limit {
         Some(n) => images.truncate(n),
@@ -162,10 +126,10 @@ pub fn run(args: DcganArgs) -> Result<()> {
     }
     // Checked before anything else, so that a typo costs nothing (one-line error, not
     // clap's usage text).
-    let data_set: GanData = args
+    let data_set: DatasetChoice = args
         .dataset
         .parse()
-        .map_err(|e| anyhow::anyhow!("--dataset {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
     let out = args
         .out
         .clone()

@@ -98,11 +98,13 @@ pub fn run(args: MnistArgs) -> Result<()> {
     );
 
     let augmentation = if args.augment || config.fit.augment == Some(true) {
-        println!("Augmenting: {:?}", Augmentation::digits());
         Augmentation::digits()
     } else {
         Augmentation::default()
     };
+    if !augmentation.is_identity() {
+        println!("Augmenting: {augmentation:?}");
+    }
     let train = AugmentedImages::new(
         InMemoryImages::new(train),
         shape,

@@ -182,7 +182,8 @@ mod tests {
         // And the gradients still match numerical differentiation on sparse inputs.
         let mut layer =
             crate::init::affine(40, 3, crate::init::Init::Std(0.5), 2).with_sparse_input();
-        crate::gradcheck::check_param_grads_at(&mut layer, &x, 3);
+        let mut rng3 = rand::rngs::StdRng::seed_from_u64(3);
+        crate::gradcheck::check_param_grads_at(&mut layer, &x, &mut rng3);
         assert_eq!(layer.took_sparse, sparse_input::available());
     }
 }
