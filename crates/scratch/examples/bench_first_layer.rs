@@ -1,7 +1,7 @@
 //! The TwoLayerNet's first layer alone (784 → 50, batch 100) on real MNIST batches: the
 //! sparse kernels of `layers/sparse_input.rs` against the GEMM, per epoch of 600 steps.
 //!
-//!     DL_DATA_DIR=../shared/data cargo run -p scratch --example bench_first_layer
+//!     DL_DATA_DIR=../shared/data cargo run -p scratch --example bench_first_layer -- [rounds]
 //!
 //! The batches are 600 separate arrays, so each is read cold from memory, as the gather
 //! leaves it in a real step only partly.
@@ -33,8 +33,9 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let slice = |a: &Array2<f32>| a.as_slice().context("contiguous").map(<[f32]>::to_vec);
     let (w_s, b_s, dout_s) = (slice(&w)?, slice(&b)?, slice(&dout)?);
+    let rounds: usize = std::env::args().nth(1).map_or(Ok(3), |s| s.parse())?;
     let mut nonzeros = NonZeros::default();
-    for round in 1..=3 {
+    for round in 1..=rounds {
         let timed = |f: &mut dyn FnMut()| {
             let t = Instant::now();
             f();

@@ -6,7 +6,9 @@ use dataset::{
     DataDir, DatasetChoice, FolderOptions, ImageFolder, ImageShape, LabelledImages, MnistKind,
     Split,
 };
-use ndarray::{Array2, ArrayViewMut1, Axis};
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayView1, ArrayViewMut1, ArrayViewMut2, Axis};
 
 pub struct Samples {
     /// (n, H·W·C), pixels / 255, channels-last.
@@ -67,6 +69,42 @@ impl Samples {
             copy_row(&mut row, self.x.row(i).as_slice().expect("row-major"));
             labels.push(self.labels[i]);
         }
+    }
+
+    /// Row i (features,).
+    pub fn row(&self, i: usize) -> &[f32] {
+        self.x.row(i).to_slice().expect("row-major")
+    }
+
+    /// Copies `columns` of the rows `idx` into the rows of `x` (idx.len() × columns).
+    pub fn copy_rows(&self, idx: &[usize], columns: Range<usize>, mut x: ArrayViewMut2<f32>) {
+        assert_eq!(x.dim(), (idx.len(), columns.len()));
+        for (mut row, &i) in x.axis_iter_mut(Axis(0)).zip(idx) {
+            let src = &self.row(i)[columns.clone()];
+            row.assign(&ArrayView1::from(src));
+        }
+    }
+}
+
+impl Samples {
+    /// Asks the CPU to bring rows `idx` into this core's L2 cache, without waiting: the
+    /// next minibatch's rows arrive while the current step computes, so copying them
+    /// next step reads the cache instead of DRAM (random rows: latency-bound).
+    pub fn prefetch_rows(&self, idx: &[usize], columns: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        for &i in idx {
+            let row = &self.x.row(i).to_slice().expect("row-major")[columns.clone()];
+            for line in row.chunks(16) {
+                // SAFETY: a prefetch never faults; the address is inside the row anyway.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                        line.as_ptr().cast(),
+                    )
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (idx, columns);
     }
 }
 

@@ -15,6 +15,7 @@ pub mod network;
 pub mod optimizer;
 pub mod regularization;
 pub mod spec;
+pub mod team;
 pub mod train;
 pub mod weights_file;
 

@@ -39,18 +39,20 @@ impl SoftmaxWithLoss {
     /// it is exact and finite even where a probability rounds to 0.
     pub fn forward(&mut self, logits: &Array2<f32>, labels: &[u8]) -> f32 {
         assert_eq!(logits.nrows(), labels.len(), "one label per row");
+        // One pass of exp per row gives both the softmax and log Σ e^(x - max) (≥ 0,
+        // since the max's term is 1).
+        self.y = logits.clone();
         let mut total = 0.0f64;
-        for (row, &t) in logits.axis_iter(Axis(0)).zip(labels) {
+        for (mut row, &t) in self.y.axis_iter_mut(Axis(0)).zip(labels) {
             let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let log_sum: f64 = row
-                .iter()
-                .map(|&v| ((v - max) as f64).exp())
-                .sum::<f64>()
-                .ln();
-            total += log_sum - (row[t as usize] - max) as f64;
+            let shifted_target = row[t as usize] - max;
+            row.mapv_inplace(|v| (v - max).exp());
+            let sum = row.sum();
+            row.mapv_inplace(|v| v / sum);
+            total += (sum as f64).ln() - shifted_target as f64;
         }
-        self.y = softmax_rows(logits);
-        self.labels = labels.to_vec();
+        self.labels.clear();
+        self.labels.extend_from_slice(labels);
         (total / labels.len() as f64) as f32
     }
 

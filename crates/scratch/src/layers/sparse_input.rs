@@ -26,6 +26,13 @@
 //! Only x86-64 CPUs with AVX-512F use these; [`available`] says so at run time, and
 //! [`super::Affine`] keeps the GEMM elsewhere.
 
+use std::sync::Mutex;
+
+use crate::team;
+
+/// Output columns held in registers at once: four vectors of 16 floats.
+const TILE: usize = 64;
+
 /// Above this fraction of non-zero inputs the GEMM is faster (MNIST: 0.19; CIFAR: ~1).
 pub const MAX_DENSITY: f32 = 0.4;
 
@@ -44,6 +51,11 @@ pub fn available() -> bool {
 /// The non-zero entries of a (rows × k) batch, listed column by column: for each input
 /// column (pixel), the rows (images) where it is non-zero, in row order, and the values.
 /// Buffers are kept between steps, so a training step allocates nothing here.
+///
+/// The work is split between the two threads of the [`team`] by input columns, at
+/// [`team::split_point`]`(k, 16)`: each part lists its columns, adds their share of the
+/// forward product and computes their rows of dW. The minibatch copy and the SGD update
+/// cut at the same place, so each core's data stays in its own cache.
 #[derive(Default)]
 pub struct NonZeros {
     k: usize,
@@ -54,9 +66,19 @@ pub struct NonZeros {
     count: Vec<usize>,
     row: Vec<u32>,
     value: Vec<f32>,
-    /// Forward's output rows padded to a multiple of 64 columns, so the kernel loads and
-    /// stores whole vectors.
-    padded_out: Vec<f32>,
+    /// Each part's working rows (rows × n padded to a multiple of 64 columns, on a
+    /// 64-byte boundary, so kernels load and store whole vectors within cache lines):
+    /// its share of the forward product, or its copy of dout for dW.
+    part_rows: [Vec<f32>; team::PARTS],
+}
+
+/// One part's share of the lists while they are written: columns
+/// `first_column .. first_column + count.len()`.
+struct ColumnLists<'a> {
+    first_column: usize,
+    count: &'a mut [usize],
+    row: &'a mut [u32],
+    value: &'a mut [f32],
 }
 
 impl NonZeros {
@@ -71,11 +93,34 @@ impl NonZeros {
         self.count.resize(k, 0);
         self.row.resize(k * self.capacity, 0);
         self.value.resize(k * self.capacity, 0.0);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F is present (asserted above); the buffers were sized above.
-        unsafe {
-            avx512::list_columns(self, x)
-        };
+        let middle = team::split_point(k, 16);
+        let at = middle * self.capacity;
+        let count = self.count.split_at_mut(middle);
+        let (row, value) = (self.row.split_at_mut(at), self.value.split_at_mut(at));
+        let parts = [
+            Mutex::new(ColumnLists {
+                first_column: 0,
+                count: count.0,
+                row: row.0,
+                value: value.0,
+            }),
+            Mutex::new(ColumnLists {
+                first_column: middle,
+                count: count.1,
+                row: row.1,
+                value: value.1,
+            }),
+        ];
+        let (rows, capacity) = (self.rows, self.capacity);
+        team::split(&|part| {
+            let mut lists = parts[part].lock().expect("each part locks its lists once");
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is present (asserted above); each part's slices hold its
+            // columns' room, sized above.
+            unsafe {
+                avx512::list_columns(&mut lists, x, k, rows, capacity)
+            };
+        });
         let nonzeros: usize = self.count.iter().sum();
         nonzeros as f32 / x.len().max(1) as f32
     }
@@ -85,42 +130,100 @@ impl NonZeros {
         c * self.capacity..c * self.capacity + self.count[c]
     }
 
+    /// Part `part`'s columns.
+    fn columns(&self, part: usize) -> std::ops::Range<usize> {
+        let middle = team::split_point(self.k, 16);
+        [0..middle, middle..self.k][part].clone()
+    }
+
     /// out (rows × n) = x · w (k × n) + b (n), for the x last listed.
     pub fn forward(&mut self, w: &[f32], b: &[f32], out: &mut [f32]) {
         let n = b.len();
         assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(w.len(), self.k * n);
         assert_eq!(out.len(), self.rows * n);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F is present; listed rows are < rows, and w and out have the
-        // sizes checked above.
-        unsafe {
-            avx512::forward(self, w, b, out)
+        let stride = n.next_multiple_of(TILE);
+        let mut partials = std::mem::take(&mut self.part_rows);
+        {
+            let parts = partials.each_mut().map(Mutex::new);
+            let lists = &*self;
+            team::split(&|part| {
+                let mut partial = parts[part].lock().expect("each part locks its sum once");
+                let partial = aligned_zeros(&mut partial, lists.rows * stride);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
+                // rows are inside `partial`; w has the size checked above.
+                unsafe {
+                    avx512::forward(lists, lists.columns(part), w, n, partial)
+                }
+            });
         }
+        let len = self.rows * stride;
+        let [p0, p1] = partials.each_mut().map(|p| &*aligned(p, len));
+        for (out_row, (r0, r1)) in out
+            .chunks_exact_mut(n)
+            .zip(p0.chunks_exact(stride).zip(p1.chunks_exact(stride)))
+        {
+            for (((o, a), c), bias) in out_row.iter_mut().zip(r0).zip(r1).zip(b) {
+                *o = a + c + bias;
+            }
+        }
+        self.part_rows = partials;
     }
 
     /// dw (k × n) = xᵀ · dout (rows × n), for the x last listed.
-    pub fn weight_grad(&self, dout: &[f32], n: usize, dw: &mut [f32]) {
+    pub fn weight_grad(&mut self, dout: &[f32], n: usize, dw: &mut [f32]) {
         assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(dw.len(), self.k * n);
         assert_eq!(dout.len(), self.rows * n);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F is present; listed rows are < rows, and dout and dw have the
-        // sizes checked above.
-        unsafe {
-            avx512::weight_grad(self, dout, n, dw)
+        let stride = n.next_multiple_of(TILE);
+        let mut buffers = std::mem::take(&mut self.part_rows);
+        {
+            let (dw0, dw1) = dw.split_at_mut(self.columns(0).end * n);
+            let [b0, b1] = buffers.each_mut();
+            let parts = [Mutex::new((dw0, b0)), Mutex::new((dw1, b1))];
+            let lists = &*self;
+            team::split(&|part| {
+                let mut guard = parts[part].lock().expect("each part locks its rows once");
+                let (dw, buffer) = &mut *guard;
+                let padded = aligned_zeros(buffer, lists.rows * stride);
+                for (row, d) in padded.chunks_exact_mut(stride).zip(dout.chunks_exact(n)) {
+                    row[..n].copy_from_slice(d);
+                }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
+                // dout rows are inside `padded`; this part's dW rows are its columns'.
+                unsafe {
+                    avx512::weight_grad(lists, padded, n, lists.columns(part).start, dw)
+                }
+            });
         }
+        self.part_rows = buffers;
     }
+}
+
+/// `len` floats of `buf` starting on a 64-byte boundary, as last zeroed by
+/// [`aligned_zeros`]: whole-vector loads and stores then never straddle cache lines.
+fn aligned(buf: &mut [f32], len: usize) -> &mut [f32] {
+    let skip = buf.as_ptr().align_offset(64).min(15);
+    &mut buf[skip..skip + len]
+}
+
+/// [`aligned`], zeroed (the buffer is kept and grown as needed).
+fn aligned_zeros(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len + 15 {
+        buf.resize(len + 15, 0.0);
+    }
+    let out = aligned(buf, len);
+    out.fill(0.0);
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::NonZeros;
-
-    /// Columns held in registers at once: four vectors of 16 floats.
-    const TILE: usize = 64;
+    use super::{ColumnLists, NonZeros, TILE};
 
     /// Load masks for the (up to) four vectors covering columns `c0..min(c0 + 64, n)`.
     fn tile_masks(c0: usize, n: usize) -> [__mmask16; 4] {
@@ -171,15 +274,23 @@ mod avx512 {
     /// Lists x's non-zeros column by column, 16 rows × 16 columns at a time: a block is
     /// loaded, skipped if all zero (MNIST's borders), else transposed in registers so
     /// that each vector is one column of 16 rows; a compress packs that column's
-    /// non-zeros and their row numbers, stored whole at the column's end.
+    /// non-zeros and their row numbers, stored whole at the column's end. Only the
+    /// columns of `lists`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn list_columns(nz: &mut NonZeros, x: &[f32]) {
-        let (k, rows) = (nz.k, nz.rows);
+    pub(super) unsafe fn list_columns(
+        lists: &mut ColumnLists,
+        x: &[f32],
+        k: usize,
+        rows: usize,
+        capacity: usize,
+    ) {
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        for c0 in (0..k).step_by(16) {
-            let in_row = ((1u32 << (k - c0).min(16)) - 1) as __mmask16;
+        let (first, end) = (lists.first_column, lists.first_column + lists.count.len());
+        for c0 in (first..end).step_by(16) {
+            let width = (end - c0).min(16);
+            let in_row = ((1u32 << width) - 1) as __mmask16;
             for r0 in (0..rows).step_by(16) {
-                // SAFETY: masked loads read columns c0..min(c0 + 16, k) of rows < rows.
+                // SAFETY: masked loads read columns c0..c0 + width (< k) of rows < rows.
                 let block: [__m512; 16] = std::array::from_fn(|i| {
                     if r0 + i < rows {
                         unsafe { _mm512_maskz_loadu_ps(in_row, x.as_ptr().add((r0 + i) * k + c0)) }
@@ -196,53 +307,56 @@ mod avx512 {
                 }
                 let row_ids = _mm512_add_epi32(lanes, _mm512_set1_epi32(r0 as i32));
                 let columns = transpose16(&block);
-                for (j, &v) in columns.iter().enumerate().take((k - c0).min(16)) {
-                    let c = c0 + j;
+                for (j, &v) in columns.iter().enumerate().take(width) {
+                    let local = c0 - first + j;
                     let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
-                    let at = c * nz.capacity + nz.count[c];
-                    // SAFETY: count[c] ≤ r0 and r0 + 16 ≤ capacity: the 16 lanes stay in
-                    // column c's room. Compress into a register, then a plain store:
-                    // compress straight to memory is microcoded and slow on AMD.
+                    let at = local * capacity + lists.count[local];
+                    assert!(at + 16 <= lists.value.len() && at + 16 <= lists.row.len());
+                    // SAFETY: count ≤ r0 and r0 + 16 ≤ capacity: the 16 lanes stay in
+                    // the column's room (asserted). Compress into a register, then a
+                    // plain store: compress straight to memory is microcoded and slow on AMD.
                     unsafe {
                         _mm512_storeu_ps(
-                            nz.value.as_mut_ptr().add(at),
+                            lists.value.as_mut_ptr().add(at),
                             _mm512_maskz_compress_ps(nonzero, v),
                         );
                         _mm512_storeu_si512(
-                            nz.row.as_mut_ptr().add(at).cast(),
+                            lists.row.as_mut_ptr().add(at).cast(),
                             _mm512_maskz_compress_epi32(nonzero, row_ids),
                         );
                     }
-                    nz.count[c] += nonzero.count_ones() as usize;
+                    lists.count[local] += nonzero.count_ones() as usize;
                 }
             }
         }
     }
 
     /// Column by column: the weight row stays in four registers and is added, scaled,
-    /// to the output row of every image where that input is non-zero. Output rows are
-    /// padded to a multiple of 64 columns so they are loaded and stored as whole vectors.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(nz: &mut NonZeros, w: &[f32], b: &[f32], out: &mut [f32]) {
-        let n = b.len();
-        let stride = n.div_ceil(TILE) * TILE;
-        let mut padded = std::mem::take(&mut nz.padded_out);
-        padded.resize(nz.rows * stride, 0.0);
-        for row in padded.chunks_exact_mut(stride) {
-            row[..n].copy_from_slice(b);
-        }
+    /// to the output row of every image where that input is non-zero. Only `columns`;
+    /// `out` rows are padded to a multiple of 64 so they are loaded and stored whole.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) unsafe fn forward(
+        nz: &NonZeros,
+        columns: std::ops::Range<usize>,
+        w: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let stride = n.next_multiple_of(TILE);
         for c0 in (0..n).step_by(TILE) {
             let masks = tile_masks(c0, n);
-            for c in 0..nz.k {
+            for c in columns.clone() {
                 // SAFETY: masked lanes stay inside columns c0..n of row c < k of w.
                 let wv: [__m512; 4] = std::array::from_fn(|j| unsafe {
                     _mm512_maskz_loadu_ps(masks[j], w.as_ptr().add(c * n + c0 + 16 * j))
                 });
                 for e in nz.entries(c) {
                     let v = _mm512_set1_ps(nz.value[e]);
-                    // SAFETY: row[e] < rows and c0 + 64 <= stride: inside `padded`.
+                    let at = nz.row[e] as usize * stride + c0;
+                    assert!(at + TILE <= out.len());
+                    // SAFETY: the 64 lanes from `at` are inside `out` (asserted).
                     unsafe {
-                        let h = padded.as_mut_ptr().add(nz.row[e] as usize * stride + c0);
+                        let h = out.as_mut_ptr().add(at);
                         for (j, wv) in wv.iter().enumerate() {
                             let sum = _mm512_fmadd_ps(v, *wv, _mm512_loadu_ps(h.add(16 * j)));
                             _mm512_storeu_ps(h.add(16 * j), sum);
@@ -251,26 +365,29 @@ mod avx512 {
                 }
             }
         }
-        for (out_row, row) in out.chunks_exact_mut(n).zip(padded.chunks_exact(stride)) {
-            out_row.copy_from_slice(&row[..n]);
-        }
-        nz.padded_out = padded;
     }
 
     /// One input column at a time: its dW row stays in registers while the dout rows of
     /// the images where that input is non-zero are added, scaled; two entries at a time
-    /// into two sets of accumulators, so the adds do not wait on each other.
+    /// into two sets of accumulators, so the adds do not wait on each other. Columns
+    /// from `first_column`, whose dW rows are `dw`; `dout` rows padded as `part_rows`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn weight_grad(nz: &NonZeros, dout: &[f32], n: usize, dw: &mut [f32]) {
-        for (c, dw_row) in dw.chunks_exact_mut(n).enumerate() {
+    pub(super) unsafe fn weight_grad(
+        nz: &NonZeros,
+        dout: &[f32],
+        n: usize,
+        first_column: usize,
+        dw: &mut [f32],
+    ) {
+        let stride = n.next_multiple_of(TILE);
+        for (c, dw_row) in (first_column..).zip(dw.chunks_exact_mut(n)) {
             let entries = nz.entries(c);
             for c0 in (0..n).step_by(TILE) {
-                let masks = tile_masks(c0, n);
-                // SAFETY: masked lanes stay inside columns c0..n of row row[e] (< rows)
-                // of dout.
-                let load = |e: usize, j: usize| unsafe {
-                    let d_row = dout.as_ptr().add(nz.row[e] as usize * n + c0);
-                    _mm512_maskz_loadu_ps(masks[j], d_row.add(16 * j))
+                let load = |e: usize, j: usize| {
+                    let at = nz.row[e] as usize * stride + c0 + 16 * j;
+                    assert!(at + 16 <= dout.len());
+                    // SAFETY: the 16 lanes from `at` are inside the padded dout (asserted).
+                    unsafe { _mm512_loadu_ps(dout.as_ptr().add(at)) }
                 };
                 let mut acc = [[_mm512_setzero_ps(); 4]; 2];
                 let mut e = entries.start;
