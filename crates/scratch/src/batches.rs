@@ -45,7 +45,7 @@ pub fn for_each_batch<B>(
                 samples.copy_rows(chunk, columns, x_part.view_mut());
             });
         }
-        team::prefetch_when_idle(next.iter().map(|&j| samples.row(j)));
+        team::prefetch_when_idle(next.iter().map(|&j| samples.source_row(j)));
         labels.clear();
         labels.extend(chunk.iter().map(|&j| samples.labels[j]));
         step(i, &mut x, &labels)?;
@@ -61,6 +61,7 @@ mod tests {
     fn batches_arrive_in_order_and_stop_early() {
         let samples = Samples {
             x: Array2::from_shape_fn((10, 3), |(i, j)| (i * 3 + j) as f32),
+            bytes: None,
             labels: (0..10).collect(),
             shape: dataset::ImageShape {
                 height: 1,

@@ -8,11 +8,15 @@ use dataset::{
 };
 use std::ops::Range;
 
-use ndarray::{Array2, ArrayView1, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 pub struct Samples {
     /// (n, H·W·C), pixels / 255, channels-last.
     pub x: Array2<f32>,
+    /// The same pixels as bytes (x = bytes / 255), when they came from 8-bit images.
+    /// Minibatch copies read these: a quarter of the memory of `x`, and copying random
+    /// rows is bound by memory latency (PyTorch's MNIST keeps uint8 for the same reason).
+    pub bytes: Option<Array2<u8>>,
     pub labels: Vec<u8>,
     pub shape: ImageShape,
     pub classes: Vec<String>,
@@ -24,18 +28,19 @@ impl Samples {
         let c = images.shape.channels;
         let plane = images.shape.height * images.shape.width;
         // The data sets store planes (C, H, W); convolutions here want (H, W, C).
-        let mut x = Array2::zeros((images.len(), features));
-        for (mut row, i) in x.axis_iter_mut(Axis(0)).zip(0..images.len()) {
+        let mut bytes = Array2::zeros((images.len(), features));
+        for (mut row, i) in bytes.axis_iter_mut(Axis(0)).zip(0..images.len()) {
             let chw = images.image(i);
             let row = row.as_slice_mut().expect("row-major");
             for (p, pixel) in row.chunks_exact_mut(c).enumerate() {
                 for (ch, v) in pixel.iter_mut().enumerate() {
-                    *v = chw[ch * plane + p] as f32 / 255.0;
+                    *v = chw[ch * plane + p];
                 }
             }
         }
         Self {
-            x,
+            x: bytes.mapv(to_unit),
+            bytes: Some(bytes),
             labels: images.labels.clone(),
             shape: images.shape,
             classes: images.classes.clone(),
@@ -80,32 +85,35 @@ impl Samples {
     pub fn copy_rows(&self, idx: &[usize], columns: Range<usize>, mut x: ArrayViewMut2<f32>) {
         assert_eq!(x.dim(), (idx.len(), columns.len()));
         for (mut row, &i) in x.axis_iter_mut(Axis(0)).zip(idx) {
-            let src = &self.row(i)[columns.clone()];
-            row.assign(&ArrayView1::from(src));
+            let row = row.as_slice_mut().expect("row-major");
+            match &self.bytes {
+                Some(bytes) => {
+                    let src = &bytes.row(i).to_slice().expect("row-major")[columns.clone()];
+                    row.iter_mut().zip(src).for_each(|(v, &b)| *v = to_unit(b));
+                }
+                None => row.copy_from_slice(&self.row(i)[columns.clone()]),
+            }
+        }
+    }
+
+    /// The memory a minibatch copy reads for sample i: worth prefetching ahead.
+    pub fn source_row(&self, i: usize) -> &[u8] {
+        match &self.bytes {
+            Some(bytes) => bytes.row(i).to_slice().expect("row-major"),
+            None => bytemuck_f32(self.row(i)),
         }
     }
 }
 
-impl Samples {
-    /// Asks the CPU to bring rows `idx` into this core's L2 cache, without waiting: the
-    /// next minibatch's rows arrive while the current step computes, so copying them
-    /// next step reads the cache instead of DRAM (random rows: latency-bound).
-    pub fn prefetch_rows(&self, idx: &[usize], columns: Range<usize>) {
-        #[cfg(target_arch = "x86_64")]
-        for &i in idx {
-            let row = &self.x.row(i).to_slice().expect("row-major")[columns.clone()];
-            for line in row.chunks(16) {
-                // SAFETY: a prefetch never faults; the address is inside the row anyway.
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                        line.as_ptr().cast(),
-                    )
-                };
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (idx, columns);
-    }
+/// A pixel byte as a network input in [0, 1].
+fn to_unit(b: u8) -> f32 {
+    b as f32 / 255.0
+}
+
+/// The bytes of a float slice (for prefetching only).
+fn bytemuck_f32(v: &[f32]) -> &[u8] {
+    // SAFETY: any initialised memory may be viewed as bytes; u8 has alignment 1.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), size_of_val(v)) }
 }
 
 fn copy_row(dst: &mut ArrayViewMut1<f32>, src: &[f32]) {
@@ -155,6 +163,25 @@ fn load_in_file_order(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_copied_from_bytes_equal_the_float_rows() {
+        let shape = ImageShape {
+            channels: 3,
+            height: 5,
+            width: 4,
+        };
+        let samples = Samples::from_images(&dataset::synthetic::bars(20, shape, 4, 3));
+        assert!(samples.bytes.is_some());
+        let idx = [7, 0, 19, 7];
+        for columns in [0..60, 16..60, 0..16] {
+            let mut x = Array2::zeros((idx.len(), columns.len()));
+            samples.copy_rows(&idx, columns.clone(), x.view_mut());
+            for (row, &i) in x.rows().into_iter().zip(&idx) {
+                assert_eq!(row.to_vec(), samples.row(i)[columns.clone()].to_vec());
+            }
+        }
+    }
 
     #[test]
     fn colour_images_become_channels_last_rows() {

@@ -154,7 +154,7 @@ impl Drop for WaitForWorker {
 /// DRAM is latency-bound, and the worker is idle for tens of microseconds each step
 /// while the caller runs the small layers. A prefetch never faults, so a range that is
 /// freed before the worker gets to it does no harm; without a team this does nothing.
-pub fn prefetch_when_idle<'a>(ranges: impl IntoIterator<Item = &'a [f32]>) {
+pub fn prefetch_when_idle<'a>(ranges: impl IntoIterator<Item = &'a [u8]>) {
     let Some(team) = team() else { return };
     let Ok(mut prefetch) = team.shared.prefetch.lock() else {
         return;

@@ -125,7 +125,7 @@ pub fn col2im_image(w: &Window, cols: &[f32], image: &mut [f32]) {
 /// A batch `x` (n, input_len) into `cols` (n·positions, patch_len), images in parallel.
 pub fn im2col(w: &Window, x: &Array2<f32>, cols: &mut Array2<f32>) {
     let n = x.nrows();
-    debug_assert_eq!(x.ncols(), w.input_len());
+    assert_eq!(x.ncols(), w.input_len());
     if cols.dim() != (n * w.positions(), w.patch_len()) {
         *cols = Array2::zeros((n * w.positions(), w.patch_len()));
     }

@@ -41,6 +41,7 @@ pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("popcnt")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -125,9 +126,11 @@ impl NonZeros {
         nonzeros as f32 / x.len().max(1) as f32
     }
 
-    /// Column c's entries (indices into `row` and `value`).
-    fn entries(&self, c: usize) -> std::ops::Range<usize> {
-        c * self.capacity..c * self.capacity + self.count[c]
+    /// Column c's rows and values. Every listed row is < `rows`: the kernels rely on it
+    /// (the listing only takes lanes of real rows; padding rows are zero).
+    fn column(&self, c: usize) -> (&[u32], &[f32]) {
+        let entries = c * self.capacity..c * self.capacity + self.count[c];
+        (&self.row[entries.clone()], &self.value[entries])
     }
 
     /// Part `part`'s columns.
@@ -234,7 +237,7 @@ mod avx512 {
     }
 
     /// Transposes 16 rows of 16 floats: `out[j]` lane `i` = `r[i]` lane `j`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     pub(super) fn transpose16(r: &[__m512; 16]) -> [__m512; 16] {
         // Pairs of rows interleaved within each 128-bit lane...
         let t: [__m512; 16] = std::array::from_fn(|i| {
@@ -276,7 +279,7 @@ mod avx512 {
     /// that each vector is one column of 16 rows; a compress packs that column's
     /// non-zeros and their row numbers, stored whole at the column's end. Only the
     /// columns of `lists`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn list_columns(
         lists: &mut ColumnLists,
         x: &[f32],
@@ -334,7 +337,7 @@ mod avx512 {
     /// Column by column: the weight row stays in four registers and is added, scaled,
     /// to the output row of every image where that input is non-zero. Only `columns`;
     /// `out` rows are padded to a multiple of 64 so they are loaded and stored whole.
-    #[target_feature(enable = "avx512f,avx512vl")]
+    #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn forward(
         nz: &NonZeros,
         columns: std::ops::Range<usize>,
@@ -343,6 +346,7 @@ mod avx512 {
         out: &mut [f32],
     ) {
         let stride = n.next_multiple_of(TILE);
+        assert!(nz.rows * stride <= out.len());
         for c0 in (0..n).step_by(TILE) {
             let masks = tile_masks(c0, n);
             for c in columns.clone() {
@@ -350,13 +354,13 @@ mod avx512 {
                 let wv: [__m512; 4] = std::array::from_fn(|j| unsafe {
                     _mm512_maskz_loadu_ps(masks[j], w.as_ptr().add(c * n + c0 + 16 * j))
                 });
-                for e in nz.entries(c) {
-                    let v = _mm512_set1_ps(nz.value[e]);
-                    let at = nz.row[e] as usize * stride + c0;
-                    assert!(at + TILE <= out.len());
-                    // SAFETY: the 64 lanes from `at` are inside `out` (asserted).
+                let (rows, values) = nz.column(c);
+                for (&r, &v) in rows.iter().zip(values) {
+                    let v = _mm512_set1_ps(v);
+                    // SAFETY: r < nz.rows (listing invariant) and c0 + 64 <= stride, so
+                    // the 64 lanes are inside `out` (asserted to hold rows × stride).
                     unsafe {
-                        let h = out.as_mut_ptr().add(at);
+                        let h = out.as_mut_ptr().add(r as usize * stride + c0);
                         for (j, wv) in wv.iter().enumerate() {
                             let sum = _mm512_fmadd_ps(v, *wv, _mm512_loadu_ps(h.add(16 * j)));
                             _mm512_storeu_ps(h.add(16 * j), sum);
@@ -371,7 +375,7 @@ mod avx512 {
     /// the images where that input is non-zero are added, scaled; two entries at a time
     /// into two sets of accumulators, so the adds do not wait on each other. Columns
     /// from `first_column`, whose dW rows are `dw`; `dout` rows padded as `part_rows`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn weight_grad(
         nz: &NonZeros,
         dout: &[f32],
@@ -380,30 +384,33 @@ mod avx512 {
         dw: &mut [f32],
     ) {
         let stride = n.next_multiple_of(TILE);
+        assert!(nz.rows * stride <= dout.len());
         for (c, dw_row) in (first_column..).zip(dw.chunks_exact_mut(n)) {
-            let entries = nz.entries(c);
+            let (rows, values) = nz.column(c);
             for c0 in (0..n).step_by(TILE) {
-                let load = |e: usize, j: usize| {
-                    let at = nz.row[e] as usize * stride + c0 + 16 * j;
-                    assert!(at + 16 <= dout.len());
-                    // SAFETY: the 16 lanes from `at` are inside the padded dout (asserted).
-                    unsafe { _mm512_loadu_ps(dout.as_ptr().add(at)) }
-                };
+                // SAFETY: r < nz.rows (listing invariant) and c0 + 64 <= stride, so the
+                // row's 64 lanes from c0 are inside `dout` (asserted to hold rows × stride).
+                let row = |r: u32| unsafe { dout.as_ptr().add(r as usize * stride + c0) };
                 let mut acc = [[_mm512_setzero_ps(); 4]; 2];
-                let mut e = entries.start;
-                while e + 1 < entries.end {
-                    let (v0, v1) = (_mm512_set1_ps(nz.value[e]), _mm512_set1_ps(nz.value[e + 1]));
+                let (row_pairs, value_pairs) = (rows.chunks_exact(2), values.chunks_exact(2));
+                let last = (row_pairs.remainder(), value_pairs.remainder());
+                for (r, v) in row_pairs.zip(value_pairs) {
+                    let (d0, d1) = (row(r[0]), row(r[1]));
+                    let (v0, v1) = (_mm512_set1_ps(v[0]), _mm512_set1_ps(v[1]));
                     let [even, odd] = &mut acc;
                     for (j, (a0, a1)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
-                        *a0 = _mm512_fmadd_ps(v0, load(e, j), *a0);
-                        *a1 = _mm512_fmadd_ps(v1, load(e + 1, j), *a1);
+                        // SAFETY: lanes 16j..16j + 16 of the rows above.
+                        unsafe {
+                            *a0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(d0.add(16 * j)), *a0);
+                            *a1 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(d1.add(16 * j)), *a1);
+                        }
                     }
-                    e += 2;
                 }
-                if e < entries.end {
-                    let v = _mm512_set1_ps(nz.value[e]);
+                if let (&[r], &[v]) = last {
+                    let (d, v) = (row(r), _mm512_set1_ps(v));
                     for (j, a) in acc[0].iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(v, load(e, j), *a);
+                        // SAFETY: lanes 16j..16j + 16 of the row above.
+                        *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(d.add(16 * j)) }, *a);
                     }
                 }
                 let sum = std::array::from_fn(|j| _mm512_add_ps(acc[0][j], acc[1][j]));
@@ -414,7 +421,7 @@ mod avx512 {
 
     /// Writes the first min(64, dst.len()) lanes of `acc` to `dst`: whole vectors where
     /// they fit, the rest through a stack buffer (no masked store: slow on AMD).
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,popcnt")]
     fn store_tile(acc: &[__m512; 4], dst: &mut [f32]) {
         let mut buf = [0.0f32; TILE];
         for (j, a) in acc.iter().enumerate() {
