@@ -10,8 +10,9 @@
 //!
 //! [`split`] runs part 0 on the calling thread and part 1 on the worker and returns when
 //! both are done. Jobs are written for exactly [`PARTS`] parts: when the worker is busy
-//! with another caller, or the machine has one core, both parts run on the caller, one
-//! after the other, so results never depend on the threading.
+//! with another caller, or the machine has one core (or `RAYON_NUM_THREADS=1`), both
+//! parts run on the caller, one after the other, so results never depend on the
+//! threading.
 
 use std::cell::UnsafeCell;
 use std::hint::spin_loop;
@@ -62,6 +63,7 @@ pub fn split(job: &(dyn Fn(usize) + Sync)) {
         *shared.job.get() =
             std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(borrowed);
     }
+    shared.panicked.store(false, Ordering::Relaxed);
     shared.posted.store(number, Ordering::SeqCst);
     if shared.sleeping.load(Ordering::SeqCst) {
         team.worker.unpark();
@@ -102,8 +104,9 @@ unsafe impl Sync for Shared {}
 fn team() -> Option<&'static Team> {
     static TEAM: OnceLock<Option<Team>> = OnceLock::new();
     TEAM.get_or_init(|| {
-        let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < PARTS {
+        // One core, or RAYON_NUM_THREADS=1 (the rest of this crate's threads are
+        // rayon's): no worker.
+        if rayon::current_num_threads() < PARTS {
             return None;
         }
         let shared: &'static Shared = Box::leak(Box::new(Shared {

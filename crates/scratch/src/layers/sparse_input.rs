@@ -457,6 +457,37 @@ mod tests {
     }
 
     #[test]
+    fn results_are_the_same_with_and_without_the_worker() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(11);
+        let (rows, k, n) = (37, 300, 70);
+        let x = sparse_matrix(rows, k, 0.2, &mut rng);
+        let w = random_matrix((k, n), &mut rng);
+        let b = random_matrix((1, n), &mut rng);
+        let dout = random_matrix((rows, n), &mut rng);
+        let run = || {
+            let mut nz = NonZeros::default();
+            nz.list(x.as_slice().unwrap(), k);
+            let (mut out, mut dw) = (vec![0.0; rows * n], vec![0.0; k * n]);
+            nz.forward(w.as_slice().unwrap(), b.as_slice().unwrap(), &mut out);
+            nz.weight_grad(dout.as_slice().unwrap(), n, &mut dw);
+            (out, dw)
+        };
+        let shared = run();
+        // Inside a team job, splits run both parts on their own thread.
+        let alone = Mutex::new(None);
+        team::split(&|part| {
+            if part == 0 {
+                *alone.lock().unwrap() = Some(run());
+            }
+        });
+        assert_eq!(alone.into_inner().unwrap(), Some(shared));
+    }
+
+    #[test]
     fn products_match_the_dense_ones_for_awkward_shapes() {
         if !available() {
             eprintln!("skipped: this CPU has no AVX-512F");
