@@ -8,9 +8,16 @@ ConvTranspose 4x4/2 -> 1, tanh; discriminator: Conv 4x4/2 -> 64, LeakyReLU 0.2, 
 then G on 128 with target 1), Adam 2e-4 beta1 0.5, 937 iterations per epoch. Writes 10,000
 generated images as raw little-endian float32 (10000 x 1 x 28 x 28, values in [-1, 1]) for
 `keraslike gan-score --images out.f32 --classifier ...`.
+
+    --ema DECAY   also keep an exponential moving average of the generator's weights and
+                  BatchNorm statistics (updated after every generator step) and write its
+                  samples to OUT with "-ema" before the extension
+    --every-epoch write the samples after every epoch (OUT with "-epochN"), not only at the end
+    --pack M      PacGAN (Lin et al. 2018): the discriminator judges M images at once,
+                  stacked as channels, all real or all generated (1 = plain DCGAN)
 """
+import argparse
 import gzip
-import sys
 import time
 
 import numpy as np
@@ -18,10 +25,27 @@ import torch
 from torch import nn
 
 
+def write_samples(g, out):
+    g.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        images = torch.cat([g(torch.randn(500, 100)) for _ in range(20)])
+    images.numpy().astype("<f4").tofile(out)
+    print(f"wrote {out}: {images.shape[0]} images")
+    g.train()
+
+
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/mnist"
-    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    out = sys.argv[3] if len(sys.argv) > 3 else "torch-dcgan.f32"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path", nargs="?", default="../shared/data/mnist")
+    parser.add_argument("epochs", nargs="?", type=int, default=1)
+    parser.add_argument("out", nargs="?", default="torch-dcgan.f32")
+    parser.add_argument("--ema", type=float)
+    parser.add_argument("--every-epoch", action="store_true")
+    parser.add_argument("--pack", type=int, default=1)
+    args = parser.parse_args()
+    path, epochs, out = args.path, args.epochs, args.out
+    stem, dot, ext = out.rpartition(".")
     with gzip.open(f"{path}/train-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
@@ -32,7 +56,7 @@ def main():
         nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
     )
     d = nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(args.pack, 64, 4, 2, 1), nn.LeakyReLU(0.2),
         nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
     )
@@ -42,28 +66,42 @@ def main():
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
+    ema = None
+    if args.ema is not None:
+        ema = torch.optim.swa_utils.AveragedModel(
+            g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True)
     half = 64
+    pack = args.pack
+
+    def judge(images):
+        return d(images.reshape(-1, pack, 28, 28))
+
     for epoch in range(1, epochs + 1):
         order = torch.randperm(x.shape[0])
         start = time.perf_counter()
         for it in range(x.shape[0] // half):
             real = x[order[it * half:(it + 1) * half]]
             fake = g(torch.randn(half, 100)).detach()
-            loss_d = (bce(d(real), torch.ones(half, 1)) + bce(d(fake), torch.zeros(half, 1))) / 2
+            loss_d = (bce(judge(real), torch.ones(half // pack, 1))
+                      + bce(judge(fake), torch.zeros(half // pack, 1))) / 2
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
-            loss_g = bce(d(g(torch.randn(2 * half, 100))), torch.ones(2 * half, 1))
+            loss_g = bce(judge(g(torch.randn(2 * half, 100))), torch.ones(2 * half // pack, 1))
             opt_g.zero_grad()
             loss_g.backward()  # D's gradients are computed but only G is stepped
             opt_g.step()
+            if ema is not None:
+                ema.update_parameters(g)
         print(f"epoch {epoch}/{epochs} - {time.perf_counter() - start:.1f}s - "
               f"d_loss: {loss_d.item():.4f} - g_loss: {loss_g.item():.4f}")
-    g.eval()
-    with torch.no_grad():
-        images = torch.cat([g(torch.randn(500, 100)) for _ in range(20)])
-    images.numpy().astype("<f4").tofile(out)
-    print(f"wrote {out}: {images.shape[0]} images")
+        if args.every_epoch or epoch == epochs:
+            tag = f"-epoch{epoch}" if args.every_epoch else ""
+            rng = torch.get_rng_state()
+            write_samples(g, f"{stem}{tag}{dot}{ext}")
+            if ema is not None:
+                write_samples(ema.module, f"{stem}{tag}-ema{dot}{ext}")
+            torch.set_rng_state(rng)
 
 
 if __name__ == "__main__":

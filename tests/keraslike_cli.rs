@@ -611,4 +611,14 @@ fn dcgan_trains_resumes_and_generates() {
         &env,
     );
     assert!(one_line_error(&res).contains("imagenet"));
+
+    // PacGAN packs must divide the half batch, and a resumed run keeps its pack size.
+    let mut bad_pack = args("3");
+    bad_pack.extend(["--resume", "--pack", "3"]);
+    let res = run(&keraslike(), &bad_pack, None, &env);
+    assert!(one_line_error(&res).contains("pack = 3"));
+    let mut other_pack = args("3");
+    other_pack.extend(["--resume", "--pack", "8"]);
+    let res = run(&keraslike(), &other_pack, None, &env);
+    assert!(one_line_error(&res).contains("trained with pack"));
 }

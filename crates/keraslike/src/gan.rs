@@ -36,6 +36,11 @@ pub struct GanConfig {
     /// Adam's β₁ (the DCGAN paper's 0.5; Adam's usual 0.9 makes GAN training oscillate).
     pub beta1: f32,
     pub seed: u64,
+    /// PacGAN (Lin et al. 2018): the discriminator judges this many images at once,
+    /// stacked as channels, all real or all generated. A generator that leaves some
+    /// digits out makes packs that differ from real ones, so it is pushed to cover them.
+    /// 1 is the plain DCGAN.
+    pub pack: usize,
 }
 
 impl Default for GanConfig {
@@ -47,6 +52,7 @@ impl Default for GanConfig {
             lr: 2e-4,
             beta1: 0.5,
             seed: 42,
+            pack: 1,
         }
     }
 }
@@ -61,6 +67,13 @@ pub struct GeneratorCard {
     pub dataset: String,
     /// Epochs trained.
     pub epochs: usize,
+    /// The discriminator's pack size (see [`GanConfig::pack`]); 1 in older cards.
+    #[serde(default = "one")]
+    pub pack: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Module, Debug)]
@@ -81,6 +94,9 @@ pub struct Discriminator {
     conv2: Conv2d,
     bn2: BatchNorm,
     out: Linear,
+    /// Images judged together (see [`GanConfig::pack`]).
+    #[module(skip)]
+    pack: usize,
 }
 
 /// Transposed convolution 4×4, stride 2, padding 1: doubles height and width.
@@ -137,18 +153,29 @@ impl Generator {
 }
 
 impl Discriminator {
-    pub fn new(image: [usize; 3], device: &Device) -> Self {
+    /// Judges packs of `pack` images (1: each image alone).
+    pub fn new(image: [usize; 3], pack: usize, device: &Device) -> Self {
         let [c, h, w] = image;
         Self {
-            conv1: downsample([c, 64], device),
+            conv1: downsample([c * pack, 64], device),
             conv2: downsample([64, 128], device),
             bn2: BatchNormConfig::new(128).init(device),
             out: LinearConfig::new(128 * (h / 4) * (w / 4), 1).init(device),
+            pack,
         }
     }
 
-    /// Images (n, C, H, W) → logits (n, 1): D(x) = sigmoid(logit).
+    /// Images (n, C, H, W) → logits (n / pack, 1), one per pack of consecutive images:
+    /// D(pack) = sigmoid(logit). n must be a multiple of the pack size.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let [n, c, h, w] = x.dims();
+        assert!(
+            n.is_multiple_of(self.pack),
+            "{n} images do not make packs of {}",
+            self.pack
+        );
+        // Consecutive images side by side as channels (NCHW: a plain reshape).
+        let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
         let x = leaky_relu(self.conv1.forward(x), 0.2);
         let x = leaky_relu(self.bn2.forward(self.conv2.forward(x)), 0.2);
@@ -254,9 +281,10 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
 pub fn load_discriminator(
     path: &Path,
     image: [usize; 3],
+    pack: usize,
     device: &Device,
 ) -> Result<Discriminator> {
-    load_weights(path, Discriminator::new(image, device))
+    load_weights(path, Discriminator::new(image, pack, device))
 }
 
 #[cfg(test)]
@@ -275,7 +303,7 @@ mod tests {
         assert_eq!(out.dims(), [3, 1, 28, 28]);
         let values = out.into_data().try_to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
-        let disc = Discriminator::new([1, 28, 28], &d);
+        let disc = Discriminator::new([1, 28, 28], 1, &d);
         assert_eq!(
             disc.forward(Tensor::zeros([2, 1, 28, 28], &d)).dims(),
             [2, 1]
@@ -294,6 +322,22 @@ mod tests {
         let rgb = Generator::new(16, [3, 32, 32], &d).forward(noise(1, 16, 2, &d));
         assert_eq!(rgb.dims(), [1, 3, 32, 32]);
         assert!(check_image_size([1, 30, 30]).is_err());
+    }
+
+    #[test]
+    fn a_packed_discriminator_judges_consecutive_images_together() {
+        let d = flex();
+        let disc = Discriminator::new([1, 8, 8], 2, &d);
+        let images = |seed: u64| Generator::new(4, [1, 8, 8], &d).forward(noise(4, 4, seed, &d));
+        let (x, y) = (images(1), images(2));
+        let logits = |x: Tensor<4>| disc.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        let first = logits(x.clone());
+        assert_eq!(first.len(), 2, "four images make two packs");
+        // Changing the second pack's images leaves the first pack's logit alone.
+        let mixed = Tensor::cat(vec![x.narrow(0, 0, 2), y.narrow(0, 2, 2)], 0);
+        let second = logits(mixed);
+        assert_eq!(first[0], second[0]);
+        assert_ne!(first[1], second[1]);
     }
 
     #[test]
@@ -316,12 +360,13 @@ mod tests {
         let d = flex();
         let dir = tempfile::tempdir().unwrap();
         let g = Generator::new(8, [1, 8, 8], &d);
-        let disc = Discriminator::new([1, 8, 8], &d);
+        let disc = Discriminator::new([1, 8, 8], 1, &d);
         let card = GeneratorCard {
             latent: 8,
             image: [1, 8, 8],
             dataset: "mnist".into(),
             epochs: 2,
+            pack: 1,
         };
         save_pair(dir.path(), &g, &disc, &card).unwrap();
         let (loaded, back) = load_generator(&dir.path().join("generator.bpk"), &d).unwrap();

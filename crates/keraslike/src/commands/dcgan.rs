@@ -57,6 +57,9 @@ pub struct DcganArgs {
     /// Seed for the weights, the noise and the order of the images.
     #[arg(long)]
     seed: Option<u64>,
+    /// Images the discriminator judges together (PacGAN; 1 = the plain DCGAN).
+    #[arg(long)]
+    pack: Option<usize>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -121,8 +124,16 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.latent = args.latent.unwrap_or(cfg.latent);
     cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
+    cfg.pack = args.pack.unwrap_or(cfg.pack);
     if cfg.batch_size < 2 || cfg.latent == 0 {
         bail!("--batch-size must be at least 2 and --latent at least 1");
+    }
+    if cfg.pack == 0 || !(cfg.batch_size / 2).is_multiple_of(cfg.pack) {
+        bail!(
+            "pack = {} must divide half the batch ({}): D sees packs of real and of generated images",
+            cfg.pack,
+            cfg.batch_size / 2
+        );
     }
     // Checked before anything else, so that a typo costs nothing (one-line error, not
     // clap's usage text).
@@ -156,6 +167,14 @@ pub fn run(args: DcganArgs) -> Result<()> {
     device.seed(cfg.seed);
     let (mut generator, mut discriminator, done) = if args.resume {
         let (g, card) = gan::load_generator(&g_path, &device)?;
+        if card.pack != cfg.pack {
+            bail!(
+                "{}: trained with pack = {}, not {} (the discriminator's input differs)",
+                g_path.display(),
+                card.pack,
+                cfg.pack
+            );
+        }
         if card.image != image || card.latent != cfg.latent {
             bail!(
                 "{}: made for {:?} images from z of {}, not {:?} from {}",
@@ -166,12 +185,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
                 cfg.latent
             );
         }
-        let d = gan::load_discriminator(&out.join("discriminator.bpk"), image, &device)?;
+        let d = gan::load_discriminator(&out.join("discriminator.bpk"), image, cfg.pack, &device)?;
         (g, d, card.epochs)
     } else {
         (
             Generator::new(cfg.latent, image, &device),
-            Discriminator::new(image, &device),
+            Discriminator::new(image, cfg.pack, &device),
             0,
         )
     };
@@ -183,7 +202,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
     }
     println!(
         "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
-         batch {}, Adam lr {} β₁ {}, {} iterations per epoch -> {}",
+         batch {}, Adam lr {} β₁ {}, D judges packs of {}, {} iterations per epoch -> {}",
         args.dataset,
         image[0],
         image[1],
@@ -193,6 +212,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         cfg.batch_size,
         cfg.lr,
         cfg.beta1,
+        cfg.pack,
         iterations,
         out.display()
     );
@@ -327,6 +347,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
             image,
             dataset: data_set.to_string(),
             epochs: epoch,
+            pack: cfg.pack,
         };
         gan::save_pair(&out, &generator, &discriminator, &card)?;
         write_atomic(&history_path, history.as_bytes())?;
