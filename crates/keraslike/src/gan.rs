@@ -52,7 +52,7 @@ impl Default for GanConfig {
             lr: 2e-4,
             beta1: 0.5,
             seed: 42,
-            pack: 1,
+            pack: 2,
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct Samples {
     /// The same pixels as bytes (x = bytes / 255), when they came from 8-bit images.
     /// Minibatch copies read these: a quarter of the memory of `x`, and copying random
     /// rows is bound by memory latency (PyTorch's MNIST keeps uint8 for the same reason).
+    /// Code that changes `x` must set this to `None`.
     pub bytes: Option<Array2<u8>>,
     pub labels: Vec<u8>,
     pub shape: ImageShape,
