@@ -11,7 +11,9 @@
 //! pixel's non-zeros, with no branch per pixel.
 //!
 //! - Forward walks the pixels: the pixel's weight row stays in four registers and is
-//!   added, scaled, to the output rows of the images that have that pixel.
+//!   added, scaled, to the output rows of the images that have that pixel. Its cost is
+//!   those read-modify-writes; summing each image's row in registers instead (from lists
+//!   by rows) was no faster, and listing twice cost more.
 //! - dW walks the pixels too: the pixel's dW row stays in registers while the dout rows
 //!   of those images are added, then it is stored once. (Building dW by images instead
 //!   reads and writes each dW row once per image: slower than the GEMM.)
@@ -20,10 +22,11 @@
 //! Measured (`examples/bench_first_layer.rs`, docs/BENCHMARKS.md): the two products
 //! take about half the GEMM's time, listing included.
 //!
-//! Splitting these over two threads was measured slower: the pieces are tens of
-//! microseconds, about what a fork-join costs.
+//! Each product runs in two halves of the pixels on the two threads of [`crate::team`]
+//! (rayon's fork-join was measured slower than one thread: the pieces are tens of
+//! microseconds, about what waking a sleeping worker costs).
 //!
-//! Only x86-64 CPUs with AVX-512F use these; [`available`] says so at run time, and
+//! Only x86-64 CPUs with AVX-512F (and popcnt) use these; [`available`] says so at run time, and
 //! [`super::Affine`] keeps the GEMM elsewhere.
 
 use std::sync::Mutex;
