@@ -122,7 +122,7 @@ fn copy_row(dst: &mut ArrayViewMut1<f32>, src: &[f32]) {
 }
 
 /// Train and test images of a data set, from the data directory (downloaded there if
-/// allowed); a folder holds DIR/train/<class>/* and DIR/test/<class>/*, all images the
+/// allowed); a folder holds `DIR/train/<class>/*` and `DIR/test/<class>/*`, all images the
 /// same size. Image folders come class by class; they are shuffled once (fixed seed) so
 /// that `--train-limit N` keeps a mix of classes.
 pub fn load_split(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<Split> {
