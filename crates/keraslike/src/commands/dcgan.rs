@@ -169,10 +169,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
         let (g, card) = gan::load_generator(&g_path, &device)?;
         if card.pack != cfg.pack {
             bail!(
-                "{}: trained with pack = {}, not {} (the discriminator's input differs)",
+                "{}: trained with pack = {}, not {} (the discriminator's input differs): \
+                 pass --pack {} to continue it",
                 g_path.display(),
                 card.pack,
-                cfg.pack
+                cfg.pack,
+                card.pack
             );
         }
         if card.image != image || card.latent != cfg.latent {
