@@ -26,6 +26,8 @@ from torch import nn
 
 
 def write_samples(g, out):
+    """10,000 samples from z seed 0; training's random stream is left as it was."""
+    rng = torch.get_rng_state()
     g.eval()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -33,6 +35,7 @@ def write_samples(g, out):
     images.numpy().astype("<f4").tofile(out)
     print(f"wrote {out}: {images.shape[0]} images")
     g.train()
+    torch.set_rng_state(rng)
 
 
 def main():
@@ -97,11 +100,9 @@ def main():
               f"d_loss: {loss_d.item():.4f} - g_loss: {loss_g.item():.4f}")
         if args.every_epoch or epoch == epochs:
             tag = f"-epoch{epoch}" if args.every_epoch else ""
-            rng = torch.get_rng_state()
             write_samples(g, f"{stem}{tag}{dot}{ext}")
             if ema is not None:
                 write_samples(ema.module, f"{stem}{tag}-ema{dot}{ext}")
-            torch.set_rng_state(rng)
 
 
 if __name__ == "__main__":

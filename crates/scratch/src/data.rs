@@ -8,7 +8,7 @@ use dataset::{
 };
 use std::ops::Range;
 
-use ndarray::{Array2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayViewMut2, Axis};
 
 pub struct Samples {
     /// (n, H·W·C), pixels / 255, channels-last.
@@ -70,11 +70,9 @@ impl Samples {
         if x.nrows() != idx.len() {
             *x = Array2::zeros((idx.len(), self.x.ncols()));
         }
+        self.copy_rows(idx, 0..self.x.ncols(), x.view_mut());
         labels.clear();
-        for (mut row, &i) in x.axis_iter_mut(Axis(0)).zip(idx) {
-            copy_row(&mut row, self.x.row(i).as_slice().expect("row-major"));
-            labels.push(self.labels[i]);
-        }
+        labels.extend(idx.iter().map(|&i| self.labels[i]));
     }
 
     /// Row i (features,).
@@ -115,10 +113,6 @@ fn to_unit(b: u8) -> f32 {
 fn bytemuck_f32(v: &[f32]) -> &[u8] {
     // SAFETY: any initialised memory may be viewed as bytes; u8 has alignment 1.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), size_of_val(v)) }
-}
-
-fn copy_row(dst: &mut ArrayViewMut1<f32>, src: &[f32]) {
-    dst.as_slice_mut().expect("row-major").copy_from_slice(src);
 }
 
 /// Train and test images of a data set, from the data directory (downloaded there if

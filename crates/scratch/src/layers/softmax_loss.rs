@@ -1,6 +1,6 @@
 //! Softmax followed by cross-entropy, as one layer: its backward is simply (y - t) / batch.
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayViewMut1, Axis};
 
 /// The course's guard inside log(): cross-entropy of probabilities never takes log(0).
 pub const LOG_EPSILON: f32 = 1e-7;
@@ -8,13 +8,20 @@ pub const LOG_EPSILON: f32 = 1e-7;
 /// Row-wise softmax; subtracting each row's max keeps exp() finite for any input.
 pub fn softmax_rows(x: &Array2<f32>) -> Array2<f32> {
     let mut y = x.clone();
-    for mut row in y.axis_iter_mut(Axis(0)) {
-        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        row.mapv_inplace(|v| (v - max).exp());
-        let sum = row.sum();
-        row.mapv_inplace(|v| v / sum);
+    for row in y.axis_iter_mut(Axis(0)) {
+        softmax_in_place(row);
     }
     y
+}
+
+/// Replaces a row of logits by its softmax; returns the row's max and Σ e^(x - max)
+/// (≥ 1, since the max's own term is 1), from which log-softmax follows.
+fn softmax_in_place(mut row: ArrayViewMut1<f32>) -> (f32, f32) {
+    let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    row.mapv_inplace(|v| (v - max).exp());
+    let sum = row.sum();
+    row.mapv_inplace(|v| v / sum);
+    (max, sum)
 }
 
 /// Mean cross-entropy of probabilities `y` (batch, classes) for integer labels.
@@ -39,17 +46,12 @@ impl SoftmaxWithLoss {
     /// it is exact and finite even where a probability rounds to 0.
     pub fn forward(&mut self, logits: &Array2<f32>, labels: &[u8]) -> f32 {
         assert_eq!(logits.nrows(), labels.len(), "one label per row");
-        // One pass of exp per row gives both the softmax and log Σ e^(x - max) (≥ 0,
-        // since the max's term is 1).
+        // One pass of exp per row gives both the softmax and log Σ e^(x - max).
         self.y = logits.clone();
         let mut total = 0.0f64;
-        for (mut row, &t) in self.y.axis_iter_mut(Axis(0)).zip(labels) {
-            let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let shifted_target = row[t as usize] - max;
-            row.mapv_inplace(|v| (v - max).exp());
-            let sum = row.sum();
-            row.mapv_inplace(|v| v / sum);
-            total += (sum as f64).ln() - shifted_target as f64;
+        for ((row, logits), &t) in self.y.axis_iter_mut(Axis(0)).zip(logits.rows()).zip(labels) {
+            let (max, sum) = softmax_in_place(row);
+            total += (sum as f64).ln() - (logits[t as usize] - max) as f64;
         }
         self.labels.clear();
         self.labels.extend_from_slice(labels);

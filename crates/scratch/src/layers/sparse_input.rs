@@ -102,19 +102,17 @@ impl NonZeros {
         let count = self.count.split_at_mut(middle);
         let (row, value) = (self.row.split_at_mut(at), self.value.split_at_mut(at));
         let parts = [
+            (0, count.0, row.0, value.0),
+            (middle, count.1, row.1, value.1),
+        ]
+        .map(|(first_column, count, row, value)| {
             Mutex::new(ColumnLists {
-                first_column: 0,
-                count: count.0,
-                row: row.0,
-                value: value.0,
-            }),
-            Mutex::new(ColumnLists {
-                first_column: middle,
-                count: count.1,
-                row: row.1,
-                value: value.1,
-            }),
-        ];
+                first_column,
+                count,
+                row,
+                value,
+            })
+        });
         let (rows, capacity) = (self.rows, self.capacity);
         team::split(&|part| {
             let mut lists = parts[part].lock().expect("each part locks its lists once");
