@@ -23,8 +23,22 @@ fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
     (total / 2, total - total / 2)
 }
 
-/// `conv.forward(x)`: through [`im2col_conv2d`] on the ndarray backend, else burn's.
+/// A layer's zero padding for an input of `height` × `width`: ((top, bottom), (left, right)).
+pub fn padding(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize), (usize, usize)) {
+    let ([kh, kw], [sh, sw]) = (conv.kernel_size, conv.stride);
+    match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (same_padding(kh, sh, height), same_padding(kw, sw, width)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    }
+}
+
+/// `conv.forward(x)`: keraslike's own kernels on flex ([`crate::flex_ops`]), im2col in
+/// tensor ops ([`im2col_conv2d`]) on ndarray, burn's convolution elsewhere.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if let Some(y) = crate::flex_ops::conv2d(conv, &x) {
+        return y;
+    }
     #[allow(deprecated)] // burn-ndarray is deprecated upstream; the project keeps it.
     let ndarray = Device::ndarray();
     if x.device().without_autodiff() == ndarray {
@@ -42,11 +56,7 @@ pub fn im2col_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
     let [batch, channels, height, width] = x.dims();
     let ([kh, kw], [sh, sw]) = (conv.kernel_size, conv.stride);
-    let ((top, bottom), (left, right)) = match conv.padding {
-        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
-        PaddingConfig2d::Same => (same_padding(kh, sh, height), same_padding(kw, sw, width)),
-        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-    };
+    let ((top, bottom), (left, right)) = padding(conv, height, width);
     let x = if top + bottom + left + right > 0 {
         x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0))
     } else {
@@ -94,7 +104,32 @@ mod tests {
     }
 
     #[test]
-    fn matches_burns_convolution_and_its_gradients() {
+    fn tensor_op_im2col_matches_burns_convolution_and_its_gradients() {
+        matches_burns_convolution(im2col_conv2d);
+    }
+
+    #[test]
+    fn flex_kernels_match_burns_convolution_and_its_gradients() {
+        matches_burns_convolution(|conv, x| {
+            crate::flex_ops::conv2d(conv, &x).expect("an f32 flex tensor takes the kernels")
+        });
+    }
+
+    #[test]
+    fn flex_kernels_run_without_autodiff() {
+        let device = Device::flex();
+        device.seed(4);
+        let conv = Conv2dConfig::new([3, 5], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init(&device);
+        let x = Tensor::<4>::random([2, 3, 6, 5], Distribution::Default, &device);
+        let ours = crate::flex_ops::conv2d(&conv, &x).expect("flex f32");
+        assert!(max_difference(ours, conv.forward(x)) < 1e-5);
+    }
+
+    /// `ours` against burn's `Conv2d::forward` in value and in every gradient, over
+    /// paddings, kernels and strides.
+    fn matches_burns_convolution(ours_of: impl Fn(&Conv2d, Tensor<4>) -> Tensor<4>) {
         let device = Device::flex().autodiff();
         device.seed(3);
         for (padding, kernel, stride, channels) in [
@@ -112,7 +147,7 @@ mod tests {
                 .init(&device);
             let x = Tensor::<4>::random([2, channels[0], 7, 6], Distribution::Default, &device)
                 .require_grad();
-            let (ours, burns) = (im2col_conv2d(&conv, x.clone()), conv.forward(x.clone()));
+            let (ours, burns) = (ours_of(&conv, x.clone()), conv.forward(x.clone()));
             assert_eq!(ours.dims(), burns.dims(), "{padding:?} {kernel} {stride}");
             assert!(max_difference(ours.clone(), burns.clone()) < 1e-5);
             // The same weighted sum through each: every gradient must agree.

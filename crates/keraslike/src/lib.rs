@@ -4,14 +4,17 @@
 
 pub mod backend;
 pub mod conv;
+pub mod conv_kernels;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
+pub mod flex_ops;
 pub mod gan;
 pub mod gan_score;
 pub mod history;
 pub mod model;
 pub mod model_config;
 pub mod optimizer;
+pub mod pool_kernels;
 pub mod renderer;
 pub mod saved_model;

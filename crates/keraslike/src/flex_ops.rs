@@ -1,0 +1,285 @@
+//! keraslike's own Conv2D and MaxPooling2D kernels ([`crate::conv_kernels`],
+//! [`crate::pool_kernels`]) plugged into burn's flex backend as a backend extension, with
+//! handwritten backward passes.
+//!
+//! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
+//! backend it lives on; the implementations below cover flex and flex under autodiff.
+//! [`conv2d`] and [`max_pool2d`] only take this path for f32 tensors on flex, so other backends and dtypes
+//! keep burn's convolution (an extension called on a backend it does not list panics).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use std::sync::Arc;
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
+use burn_flex::{FlexTensor, Layout};
+
+use crate::conv::padding;
+use crate::conv_kernels::{self, Geometry};
+use crate::pool_kernels::{self, PoolGeometry};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvExtension: Backend {
+    /// `conv(x, weight) + bias`, shapes as described by `geometry`.
+    fn im2col_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self>;
+
+    /// Max pooling of `x`, shapes as described by `geometry`.
+    fn max_pool2d(x: FloatTensor<Self>, geometry: PoolGeometry) -> FloatTensor<Self>;
+}
+
+/// A flex tensor's f32 values in row-major order (copied only when it is a strided view).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("flex_ops is only called with contiguous f32 tensors")
+}
+
+fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::new(shape)),
+        DType::F32,
+    )
+}
+
+impl ConvExtension for Flex {
+    fn im2col_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        g: Geometry,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let y = conv_kernels::forward(&g, values(&x), values(&weight), values(&bias));
+        flex_tensor(y, [g.batch, g.filters, g.output[0], g.output[1]])
+    }
+
+    fn max_pool2d(x: FlexTensor, g: PoolGeometry) -> FlexTensor {
+        let x = contiguous(x);
+        let (y, _) = pool_kernels::forward(&g, values(&x));
+        flex_tensor(y, [g.batch, g.channels, g.output[0], g.output[1]])
+    }
+}
+
+/// The backward step of [`ConvExtension::im2col_conv2d`]: its state is the input, the
+/// weights and the geometry; the parents are x, weight, bias.
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl Backward<Flex, 3> for Conv2dBackward {
+    type State = (FlexTensor, FlexTensor, Geometry);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, weight, g) = ops.state;
+        if let Some(node) = node_x {
+            let dx = conv_kernels::backward_input(&g, values(&weight), values(&dy));
+            let shape = [g.batch, g.channels, g.input[0], g.input[1]];
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
+        if node_weight.is_some() || node_bias.is_some() {
+            let (dw, db) = conv_kernels::backward_params(&g, values(&x), values(&dy));
+            if let Some(node) = node_weight {
+                let shape = [g.filters, g.channels, g.kernel[0], g.kernel[1]];
+                grads.register::<Flex>(node.id, flex_tensor(dw, shape));
+            }
+            if let Some(node) = node_bias {
+                grads.register::<Flex>(node.id, flex_tensor(db, [g.filters]));
+            }
+        }
+    }
+}
+
+/// The backward step of [`ConvExtension::max_pool2d`]: its state is where each maximum
+/// came from.
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl Backward<Flex, 1> for MaxPool2dBackward {
+    type State = (Arc<Vec<u32>>, PoolGeometry);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (from, g) = ops.state;
+        if let Some(node) = node_x {
+            let dx = pool_kernels::backward(&g, &from, values(&dy));
+            let shape = [g.batch, g.channels, g.input[0], g.input[1]];
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ConvExtension for Autodiff<Flex, C> {
+    fn im2col_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        g: Geometry,
+    ) -> FloatTensor<Self> {
+        let prepared = Conv2dBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight) = (
+            contiguous(x.into_primitive()),
+            contiguous(weight.into_primitive()),
+        );
+        let bias = bias.into_primitive();
+        match prepared {
+            OpsKind::Tracked(prep) => {
+                let state = (x.clone(), weight.clone(), g);
+                prep.finish(state, Flex::im2col_conv2d(x, weight, bias, g))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::im2col_conv2d(x, weight, bias, g)),
+        }
+    }
+
+    fn max_pool2d(x: FloatTensor<Self>, g: PoolGeometry) -> FloatTensor<Self> {
+        let prepared = MaxPool2dBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let x = contiguous(x.into_primitive());
+        match prepared {
+            OpsKind::Tracked(prep) => {
+                let (y, from) = pool_kernels::forward(&g, values(&x));
+                let y = flex_tensor(y, [g.batch, g.channels, g.output[0], g.output[1]]);
+                prep.finish((Arc::new(from), g), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::max_pool2d(x, g)),
+        }
+    }
+}
+
+/// True for an f32 tensor on flex (with or without autodiff): what the kernels take.
+fn on_flex(x: &Tensor<4>) -> bool {
+    x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
+}
+
+/// `conv.forward(x)` through keraslike's kernels when `x` is an f32 tensor on flex and the
+/// layer has a bias and neither dilation nor groups; `None` otherwise.
+pub fn conv2d(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+    if !on_flex(x) || conv.dilation != [1, 1] || conv.groups != 1 {
+        return None;
+    }
+    let bias = conv.bias.as_ref()?;
+    let [batch, channels, height, width] = x.dims();
+    let [filters, _, kh, kw] = conv.weight.dims();
+    let [sh, sw] = conv.stride;
+    let ((top, bottom), (left, right)) = padding(conv, height, width);
+    let out = |size: usize, before: usize, after: usize, k: usize, s: usize| {
+        (size + before + after)
+            .checked_sub(k)
+            .map(|span| span / s + 1)
+    };
+    let geometry = Geometry {
+        batch,
+        channels,
+        input: [height, width],
+        filters,
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        padding: [top, left],
+        output: [
+            out(height, top, bottom, kh, sh)?,
+            out(width, left, right, kw, sw)?,
+        ],
+    };
+    let y = Dispatch::im2col_conv2d(
+        x.clone().into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        geometry,
+    );
+    Some(Tensor::from_dispatch(y))
+}
+
+/// `pool.forward(x)` through keraslike's kernels when `x` is an f32 tensor on flex and the
+/// layer has no padding, dilation or ceil mode (Keras's MaxPooling2D defaults); `None`
+/// otherwise.
+pub fn max_pool2d(pool: &MaxPool2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+    if !on_flex(x)
+        || pool.dilation != [1, 1]
+        || pool.ceil_mode
+        || !matches!(pool.padding, PaddingConfig2d::Valid)
+    {
+        return None;
+    }
+    let [batch, channels, height, width] = x.dims();
+    let ([kh, kw], [sh, sw]) = (pool.kernel_size, pool.stride);
+    let out = |size: usize, k: usize, s: usize| size.checked_sub(k).map(|span| span / s + 1);
+    let geometry = PoolGeometry {
+        batch,
+        channels,
+        input: [height, width],
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        output: [out(height, kh, sh)?, out(width, kw, sw)?],
+    };
+    let y = Dispatch::max_pool2d(x.clone().into_dispatch(), geometry);
+    Some(Tensor::from_dispatch(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::Distribution;
+
+    fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn max_pool_matches_burns_and_its_gradient() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        for (kernel, stride) in [([2, 2], [2, 2]), ([3, 3], [2, 2]), ([2, 3], [1, 2])] {
+            let pool = MaxPool2dConfig::new(kernel).with_strides(stride).init();
+            let x =
+                Tensor::<4>::random([2, 3, 7, 6], Distribution::Default, &device).require_grad();
+            let ours = max_pool2d(&pool, &x).expect("an f32 flex tensor takes the kernels");
+            let burns = pool.forward(x.clone());
+            assert_eq!(ours.dims(), burns.dims(), "{kernel:?} {stride:?}");
+            assert_eq!(max_difference(ours.clone(), burns.clone()), 0.0);
+            let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+            let g_ours = (ours * r.clone()).sum().backward();
+            let g_burn = (burns * r).sum().backward();
+            let (a, b) = (
+                x.grad(&g_ours).expect("ours"),
+                x.grad(&g_burn).expect("burn's"),
+            );
+            assert!(max_difference(a, b) < 1e-6, "{kernel:?} {stride:?}");
+        }
+        // Without autodiff, and padded pools left to burn.
+        let plain = Tensor::<4>::random([1, 2, 4, 4], Distribution::Default, &Device::flex());
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        let ours = max_pool2d(&pool, &plain).expect("flex f32");
+        assert_eq!(max_difference(ours, pool.forward(plain.clone())), 0.0);
+        let padded = MaxPool2dConfig::new([2, 2])
+            .with_padding(PaddingConfig2d::Same)
+            .init();
+        assert!(max_pool2d(&padded, &plain).is_none());
+    }
+}
