@@ -16,7 +16,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use std::sync::Arc;
 
 use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
 use burn_flex::{FlexTensor, Layout};
@@ -29,6 +29,16 @@ use crate::pool_kernels::{self, PoolGeometry};
 pub trait ConvExtension: Backend {
     /// `conv(x, weight) + bias`, shapes as described by `geometry`.
     fn im2col_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        geometry: Geometry,
+    ) -> FloatTensor<Self>;
+
+    /// The transposed convolution of `x` (N·Cin·H·W, weights Cin·Cout·kh·kw) plus `bias`:
+    /// the input gradient of the convolution `geometry` describes, whose input is this
+    /// op's output (channels Cout) and whose output is `x` (filters Cin).
+    fn im2col_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -73,6 +83,22 @@ impl ConvExtension for Flex {
         flex_tensor(y, [g.batch, g.filters, g.output[0], g.output[1]])
     }
 
+    fn im2col_conv_transpose2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        g: Geometry,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let mut y = conv_kernels::backward_input(&g, values(&weight), values(&x));
+        let (plane, bias) = (g.input[0] * g.input[1], values(&bias));
+        for (i, plane) in y.chunks_mut(plane.max(1)).enumerate() {
+            let b = bias[i % g.channels];
+            plane.iter_mut().for_each(|v| *v += b);
+        }
+        flex_tensor(y, [g.batch, g.channels, g.input[0], g.input[1]])
+    }
+
     fn max_pool2d(x: FlexTensor, g: PoolGeometry) -> FlexTensor {
         let x = contiguous(x);
         let (y, _) = pool_kernels::forward(&g, values(&x));
@@ -106,6 +132,41 @@ impl Backward<Flex, 3> for Conv2dBackward {
             if let Some(node) = node_bias {
                 grads.register::<Flex>(node.id, flex_tensor(db, [g.filters]));
             }
+        }
+    }
+}
+
+/// The backward step of [`ConvExtension::im2col_conv_transpose2d`]: the adjoint of the
+/// convolution's input gradient is the convolution itself, and the weight gradient is
+/// the convolution's with the roles of input and output swapped.
+#[derive(Debug)]
+struct ConvTranspose2dBackward;
+
+impl Backward<Flex, 3> for ConvTranspose2dBackward {
+    type State = (FlexTensor, FlexTensor, Geometry);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, weight, g) = ops.state;
+        if let Some(node) = node_x {
+            let no_bias = vec![0.0f32; g.filters];
+            let dx = conv_kernels::forward(&g, values(&dy), values(&weight), &no_bias);
+            let shape = [g.batch, g.filters, g.output[0], g.output[1]];
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
+        if let Some(node) = node_weight {
+            let (dw, _) = conv_kernels::backward_params(&g, values(&dy), values(&x));
+            let shape = [g.filters, g.channels, g.kernel[0], g.kernel[1]];
+            grads.register::<Flex>(node.id, flex_tensor(dw, shape));
+        }
+        if let Some(node) = node_bias {
+            let plane = g.input[0] * g.input[1];
+            let mut db = vec![0.0f32; g.channels];
+            for (i, plane) in values(&dy).chunks(plane.max(1)).enumerate() {
+                db[i % g.channels] += plane.iter().sum::<f32>();
+            }
+            grads.register::<Flex>(node.id, flex_tensor(db, [g.channels]));
         }
     }
 }
@@ -152,6 +213,32 @@ impl<C: CheckpointStrategy> ConvExtension for Autodiff<Flex, C> {
                 prep.finish(state, Flex::im2col_conv2d(x, weight, bias, g))
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::im2col_conv2d(x, weight, bias, g)),
+        }
+    }
+
+    fn im2col_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        g: Geometry,
+    ) -> FloatTensor<Self> {
+        let prepared = ConvTranspose2dBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight) = (
+            contiguous(x.into_primitive()),
+            contiguous(weight.into_primitive()),
+        );
+        let bias = bias.into_primitive();
+        match prepared {
+            OpsKind::Tracked(prep) => {
+                let state = (x.clone(), weight.clone(), g);
+                prep.finish(state, Flex::im2col_conv_transpose2d(x, weight, bias, g))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::im2col_conv_transpose2d(x, weight, bias, g))
+            }
         }
     }
 
@@ -215,6 +302,42 @@ pub fn conv2d(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     Some(Tensor::from_dispatch(y))
 }
 
+/// `conv.forward(x)` for a transposed convolution through keraslike's kernels when `x` is
+/// an f32 tensor on flex and the layer has a bias and neither dilation nor groups; `None`
+/// otherwise.
+pub fn conv_transpose2d(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+    if !on_flex(x) || conv.dilation != [1, 1] || conv.groups != 1 {
+        return None;
+    }
+    let bias = conv.bias.as_ref()?;
+    let [batch, channels_in, height, width] = x.dims();
+    let [_, channels_out, kh, kw] = conv.weight.dims();
+    let ([sh, sw], [ph, pw], [oh, ow]) = (conv.stride, conv.padding, conv.padding_out);
+    // (H − 1)·stride − 2·padding + kernel + output padding, as burn and PyTorch size it.
+    let size = |input: usize, s: usize, p: usize, k: usize, extra: usize| {
+        (input.checked_sub(1)? * s + k + extra).checked_sub(2 * p)
+    };
+    let output = [size(height, sh, ph, kh, oh)?, size(width, sw, pw, kw, ow)?];
+    // The convolution this is the input gradient of: from `output` back to `x`'s size.
+    let geometry = Geometry {
+        batch,
+        channels: channels_out,
+        input: output,
+        filters: channels_in,
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        padding: [ph, pw],
+        output: [height, width],
+    };
+    let y = Dispatch::im2col_conv_transpose2d(
+        x.clone().into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        geometry,
+    );
+    Some(Tensor::from_dispatch(y))
+}
+
 /// `pool.forward(x)` through keraslike's kernels when `x` is an f32 tensor on flex and the
 /// layer has no padding, dilation or ceil mode (Keras's MaxPooling2D defaults); `None`
 /// otherwise.
@@ -244,11 +367,49 @@ pub fn max_pool2d(pool: &MaxPool2d, x: &Tensor<4>) -> Option<Tensor<4>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::nn::conv::ConvTranspose2dConfig;
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
 
     fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
         (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn conv_transpose_matches_burns_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(6);
+        // The DCGAN generator's 4×4 stride 2 padding 1, a 3×3 'same', an output padding.
+        for (kernel, stride, padding, padding_out) in [(4, 2, 1, 0), (3, 1, 1, 0), (3, 2, 0, 1)] {
+            let conv = ConvTranspose2dConfig::new([3, 2], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding([padding, padding])
+                .with_padding_out([padding_out, padding_out])
+                .init(&device);
+            let x =
+                Tensor::<4>::random([2, 3, 5, 4], Distribution::Default, &device).require_grad();
+            let ours = conv_transpose2d(&conv, &x).expect("an f32 flex tensor takes the kernels");
+            let burns = conv.forward(x.clone());
+            let case = format!("kernel {kernel} stride {stride} padding {padding}+{padding_out}");
+            assert_eq!(ours.dims(), burns.dims(), "{case}");
+            assert!(max_difference(ours.clone(), burns.clone()) < 1e-5, "{case}");
+            let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+            let g_ours = (ours * r.clone()).sum().backward();
+            let g_burn = (burns * r).sum().backward();
+            let grads = |g: &burn::tensor::Gradients| {
+                let bias = conv.bias.as_ref().expect("bias").val();
+                (
+                    x.grad(g).expect("x grad"),
+                    conv.weight.val().grad(g).expect("weight grad"),
+                    bias.grad(g).expect("bias grad"),
+                )
+            };
+            let ((dx1, dw1, db1), (dx2, dw2, db2)) = (grads(&g_ours), grads(&g_burn));
+            assert!(max_difference(dx1, dx2) < 1e-4, "dx, {case}");
+            assert!(max_difference(dw1, dw2) < 1e-4, "dw, {case}");
+            let db = (db1 - db2).abs().max().into_scalar::<f32>();
+            assert!(db < 1e-4, "db, {case}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use dataset::output::{write_atomic, write_png};
 
+use crate::conv::conv2d;
 use crate::saved_model::{load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,11 @@ pub struct Discriminator {
     pack: usize,
 }
 
+/// `up.forward(x)`, through keraslike's kernels on flex.
+fn conv_transpose2d(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    crate::flex_ops::conv_transpose2d(up, &x).unwrap_or_else(|| up.forward(x))
+}
+
 /// Transposed convolution 4×4, stride 2, padding 1: doubles height and width.
 fn upsample(channels: [usize; 2], device: &Device) -> ConvTranspose2d {
     ConvTranspose2dConfig::new(channels, [4, 4])
@@ -147,8 +153,8 @@ impl Generator {
         let [c, h, w] = self.start;
         let x = self.project.forward(z).reshape([n, c, h, w]);
         let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(self.up1.forward(x)));
-        self.up2.forward(x).tanh()
+        let x = relu(self.bn1.forward(conv_transpose2d(&self.up1, x)));
+        conv_transpose2d(&self.up2, x).tanh()
     }
 }
 
@@ -177,8 +183,8 @@ impl Discriminator {
         // Consecutive images side by side as channels (NCHW: a plain reshape).
         let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
-        let x = leaky_relu(self.conv1.forward(x), 0.2);
-        let x = leaky_relu(self.bn2.forward(self.conv2.forward(x)), 0.2);
+        let x = leaky_relu(conv2d(&self.conv1, x), 0.2);
+        let x = leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
         self.out.forward(x.flatten(1, 3))
     }
 }
