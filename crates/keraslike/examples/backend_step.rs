@@ -1,10 +1,10 @@
 //! Training-step throughput of a model on each CPU backend, side by side in one run.
 //!
-//!     cargo run -p keraslike --example backend_step -- [CONFIG] [STEPS] [BATCH] [BACKENDS]
+//!     cargo run -p keraslike --example backend_step -- [CONFIG] [STEPS] [BATCH] [BACKENDS] [OPTIMIZER]
 //!
 //! Defaults: the course CNN (configs/mnist-cnn.toml), 10 steps of 32 random 28×28 images
-//! per backend after one warm-up step, Adam. Backends (default `flex,ndarray`) are run
-//! alternately twice.
+//! per backend after one warm-up step, Adam at its default rate (or OPTIMIZER: adadelta,
+//! sgd, rmsprop). Backends (default `flex,ndarray`) are run alternately twice.
 
 use std::time::Instant;
 
@@ -28,11 +28,13 @@ fn images_per_second(
     device: Device,
     steps: usize,
     batch: usize,
+    optimizer: OptimizerKind,
 ) -> Result<f64> {
     let device = device.autodiff();
     device.seed(1);
     let mut model = Sequential::new(config, &device)?;
-    let mut optim = OptimizerKind::Adam.build();
+    let mut optim = optimizer.build();
+    let lr = optimizer.default_lr();
     let [c, h, w] = config.input;
     let x = Tensor::<4>::random(
         [batch, c, h, w],
@@ -49,7 +51,7 @@ fn images_per_second(
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         // Reading the loss, as training's metrics do, waits for the step's work.
         let _ = out.loss.into_scalar::<f32>();
-        optim.step(1e-3, model, grads)
+        optim.step(lr, model, grads)
     };
     model = step(model); // warm-up: allocations, kernel selection
     let start = Instant::now();
@@ -72,6 +74,10 @@ fn main() -> Result<()> {
         .split(',')
         .map(|name| clap::ValueEnum::from_str(name, true).map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
+    let optimizer = match args.get(4) {
+        Some(name) => clap::ValueEnum::from_str(name, true).map_err(anyhow::Error::msg)?,
+        None => OptimizerKind::Adam,
+    };
     let config = ModelConfig::load(std::path::Path::new(config_path))?;
     println!("{config_path}: {steps} training steps of batch {batch} per backend");
     for round in 1..=2 {
@@ -82,7 +88,7 @@ fn main() -> Result<()> {
             } else {
                 steps
             };
-            let ips = images_per_second(&config, backend::device(b)?, n, batch)?;
+            let ips = images_per_second(&config, backend::device(b)?, n, batch, optimizer)?;
             println!("round {round} {b:?}: {ips:.1} images/s ({n} steps)");
         }
     }

@@ -12,7 +12,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use std::sync::Arc;
 
 use burn::nn::PaddingConfig2d;
@@ -47,6 +47,41 @@ pub trait ConvExtension: Backend {
 
     /// Max pooling of `x`, shapes as described by `geometry`.
     fn max_pool2d(x: FloatTensor<Self>, geometry: PoolGeometry) -> FloatTensor<Self>;
+
+    /// One Adadelta update of a parameter, in one pass and in place where the tensors are
+    /// not shared: returns the new (parameter, E[g²], E[Δ²]).
+    fn adadelta_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        acc_grad: FloatTensor<Self>,
+        acc_delta: FloatTensor<Self>,
+        settings: AdadeltaStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Learning rate and Adadelta's constants for [`ConvExtension::adadelta_step`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdadeltaStep {
+    pub lr: f32,
+    pub rho: f32,
+    pub epsilon: f32,
+}
+
+/// A contiguous tensor whose storage holds exactly its values, so that it can be
+/// updated in place (copied when shared or a view).
+fn owned(t: FlexTensor) -> FlexTensor {
+    let t = contiguous(t);
+    let n = t.layout().num_elements();
+    if t.layout().start_offset() == 0 && t.bytes().len() == n * size_of::<f32>() {
+        t
+    } else {
+        let shape = t.layout().shape().clone();
+        FlexTensor::new(
+            Bytes::from_elems(values(&t).to_vec()),
+            Layout::contiguous(shape),
+            DType::F32,
+        )
+    }
 }
 
 /// A flex tensor's f32 values in row-major order (copied only when it is a strided view).
@@ -103,6 +138,25 @@ impl ConvExtension for Flex {
         let x = contiguous(x);
         let (y, _) = pool_kernels::forward(&g, values(&x));
         flex_tensor(y, [g.batch, g.channels, g.output[0], g.output[1]])
+    }
+
+    fn adadelta_step(
+        param: FlexTensor,
+        grad: FlexTensor,
+        acc_grad: FlexTensor,
+        acc_delta: FlexTensor,
+        s: AdadeltaStep,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (mut param, grad) = (owned(param), contiguous(grad));
+        let (mut acc_grad, mut acc_delta) = (owned(acc_grad), owned(acc_delta));
+        crate::optimizer::adadelta_in_place(
+            param.storage_mut::<f32>(),
+            values(&grad),
+            acc_grad.storage_mut::<f32>(),
+            acc_delta.storage_mut::<f32>(),
+            s,
+        );
+        (param, acc_grad, acc_delta)
     }
 }
 
@@ -257,10 +311,32 @@ impl<C: CheckpointStrategy> ConvExtension for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(Flex::max_pool2d(x, g)),
         }
     }
+
+    /// Optimisers run on the inner backend; this only unwraps and rewraps, untracked.
+    fn adadelta_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        acc_grad: FloatTensor<Self>,
+        acc_delta: FloatTensor<Self>,
+        s: AdadeltaStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (p, g, a, d) = (
+            Self::inner(param),
+            Self::inner(grad),
+            Self::inner(acc_grad),
+            Self::inner(acc_delta),
+        );
+        let (p, a, d) = Flex::adadelta_step(p, g, a, d, s);
+        (
+            Self::from_inner(p),
+            Self::from_inner(a),
+            Self::from_inner(d),
+        )
+    }
 }
 
 /// True for an f32 tensor on flex (with or without autodiff): what the kernels take.
-fn on_flex(x: &Tensor<4>) -> bool {
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
 }
 
@@ -336,6 +412,35 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<Tensor<
         geometry,
     );
     Some(Tensor::from_dispatch(y))
+}
+
+/// One Adadelta step through [`ConvExtension::adadelta_step`] when the tensors are f32 on
+/// flex; `None` otherwise. Returns (parameter, E[g²], E[Δ²]).
+pub fn adadelta_step<const D: usize>(
+    param: &Tensor<D>,
+    grad: &Tensor<D>,
+    acc_grad: &Tensor<D>,
+    acc_delta: &Tensor<D>,
+    settings: AdadeltaStep,
+) -> Option<(Tensor<D>, Tensor<D>, Tensor<D>)> {
+    if ![param, grad, acc_grad, acc_delta]
+        .iter()
+        .all(|t| on_flex(*t))
+    {
+        return None;
+    }
+    let (p, a, d) = Dispatch::adadelta_step(
+        param.clone().into_dispatch(),
+        grad.clone().into_dispatch(),
+        acc_grad.clone().into_dispatch(),
+        acc_delta.clone().into_dispatch(),
+        settings,
+    );
+    Some((
+        Tensor::from_dispatch(p),
+        Tensor::from_dispatch(a),
+        Tensor::from_dispatch(d),
+    ))
 }
 
 /// `pool.forward(x)` through keraslike's kernels when `x` is an f32 tensor on flex and the

@@ -5,7 +5,10 @@ use burn::optim::{
     SgdConfig,
 };
 use burn::tensor::{Device, Tensor};
+
+use crate::flex_ops::{AdadeltaStep, adadelta_step};
 use clap::ValueEnum;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which optimiser `compile` uses, as in `model.compile(optimizer=...)`.
@@ -93,6 +96,18 @@ impl BurnOptimizer for Adadelta {
             None => (0, grad.zeros_like(), grad.zeros_like()),
         };
         let (rho, eps) = (self.rho, self.epsilon);
+        let settings = AdadeltaStep {
+            lr: lr as f32,
+            rho,
+            epsilon: eps,
+        };
+        // One fused pass on flex; the same rule in tensor ops elsewhere.
+        if let Some((tensor, acc_grad, acc_delta)) =
+            adadelta_step(&tensor, &grad, &acc_grad, &acc_delta, settings)
+        {
+            let state = AdaptiveMomentumState::new(time + 1, acc_grad, acc_delta);
+            return (tensor, Some(state));
+        }
         let acc_grad = acc_grad.mul_scalar(rho) + grad.clone().square().mul_scalar(1.0 - rho);
         let delta = acc_delta.clone().add_scalar(eps).sqrt()
             / acc_grad.clone().add_scalar(eps).sqrt()
@@ -107,6 +122,31 @@ impl BurnOptimizer for Adadelta {
         state.moment_2 = state.moment_2.to_device(device);
         state
     }
+}
+
+/// The Adadelta rule above for every value at once, in place; rayon splits long tensors.
+pub fn adadelta_in_place(
+    param: &mut [f32],
+    grad: &[f32],
+    acc_grad: &mut [f32],
+    acc_delta: &mut [f32],
+    s: AdadeltaStep,
+) {
+    const CHUNK: usize = 1 << 16;
+    let AdadeltaStep { lr, rho, epsilon } = s;
+    param
+        .par_chunks_mut(CHUNK)
+        .zip(grad.par_chunks(CHUNK))
+        .zip(acc_grad.par_chunks_mut(CHUNK))
+        .zip(acc_delta.par_chunks_mut(CHUNK))
+        .for_each(|(((w, g), eg), ed)| {
+            for (((w, &g), eg), ed) in w.iter_mut().zip(g).zip(eg).zip(ed) {
+                *eg = rho * *eg + (1.0 - rho) * g * g;
+                let delta = (*ed + epsilon).sqrt() / (*eg + epsilon).sqrt() * g;
+                *ed = rho * *ed + (1.0 - rho) * delta * delta;
+                *w -= lr * delta;
+            }
+        });
 }
 
 #[cfg(test)]
@@ -141,6 +181,34 @@ mod tests {
         assert!((w2[0] as f64 - (1.0 - d1 - d2)).abs() < 1e-6, "{w2:?}");
         // The update is odd in g: the second weight moves the other way.
         assert!(w2[1] < -2.0 + 1e-6 + (d1 + d2) as f32 * 2.0 && w2[1] > -2.0);
+    }
+
+    /// flex runs the fused in-place pass, ndarray the same rule in tensor ops: three
+    /// steps of both agree, and a parameter tensor still shared elsewhere is not changed.
+    #[test]
+    fn fused_adadelta_matches_the_tensor_op_rule() {
+        #[allow(deprecated)] // burn-ndarray: kept selectable by the project
+        let devices = [Device::flex(), Device::ndarray()];
+        let opt = Adadelta::keras();
+        let runs: Vec<Vec<f32>> = devices
+            .iter()
+            .map(|device| {
+                let mut w = Tensor::<1>::from_floats([0.3, -1.2, 2.0, 0.0, 5.0], device);
+                let before = w.clone();
+                let mut state = None;
+                for step in 0..3 {
+                    let g = Tensor::<1>::from_floats([0.5, -1.0, 0.25, 2.0, -3.0], device)
+                        .mul_scalar(1.0 + step as f32);
+                    (w, state) = opt.step(0.5, w, g, state);
+                }
+                assert_eq!(values(before), [0.3, -1.2, 2.0, 0.0, 5.0]);
+                values(w)
+            })
+            .collect();
+        for (a, b) in runs[0].iter().zip(&runs[1]) {
+            assert!((a - b).abs() < 1e-6, "{:?} vs {:?}", runs[0], runs[1]);
+        }
+        assert_ne!(runs[0], [0.3, -1.2, 2.0, 0.0, 5.0]);
     }
 
     #[test]

@@ -41,7 +41,6 @@ pub fn forward(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (input_plane, output_plane) = (g.input_plane().max(1), g.output_plane().max(1));
     let mut y = vec![0.0f32; g.planes() * g.output_plane()];
     let mut from = vec![0u32; g.planes() * g.output_plane()];
-    let ([kh, kw], [sh, sw], width) = (g.kernel, g.stride, g.input[1]);
     y.par_chunks_mut(PLANES_PER_TASK * output_plane)
         .zip(from.par_chunks_mut(PLANES_PER_TASK * output_plane))
         .zip(x.par_chunks(PLANES_PER_TASK * input_plane))
@@ -51,25 +50,52 @@ pub fn forward(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                 .zip(from.chunks_mut(output_plane))
                 .zip(x.chunks(input_plane));
             for ((y, from), x) in planes {
-                for oh in 0..g.output[0] {
-                    for ow in 0..g.output[1] {
-                        let first = oh * sh * width + ow * sw;
-                        let (mut best, mut at) = (x[first], first);
-                        for i in 0..kh {
-                            for j in 0..kw {
-                                let k = first + i * width + j;
-                                if x[k] > best || (x[k].is_nan() && !best.is_nan()) {
-                                    (best, at) = (x[k], k);
-                                }
-                            }
-                        }
-                        y[oh * g.output[1] + ow] = best;
-                        from[oh * g.output[1] + ow] = at as u32;
-                    }
+                // Keras's default 2×2 window, with the window known to the compiler
+                // (unrolled, no loop per value).
+                if g.kernel == [2, 2] {
+                    pool_plane::<2, 2>(g, x, y, from);
+                } else {
+                    pool_plane::<0, 0>(g, x, y, from);
                 }
             }
         });
     (y, from)
+}
+
+/// One plane: a `KH`×`KW` window when those are not 0, else `g.kernel`.
+fn pool_plane<const KH: usize, const KW: usize>(
+    g: &PoolGeometry,
+    x: &[f32],
+    y: &mut [f32],
+    from: &mut [u32],
+) {
+    let (kh, kw) = if KH > 0 {
+        (KH, KW)
+    } else {
+        (g.kernel[0], g.kernel[1])
+    };
+    let ([sh, sw], width, ow_n) = (g.stride, g.input[1], g.output[1]);
+    for oh in 0..g.output[0] {
+        let rows = y[oh * ow_n..][..ow_n]
+            .iter_mut()
+            .zip(&mut from[oh * ow_n..][..ow_n]);
+        for (ow, (y, from)) in rows.enumerate() {
+            let first = oh * sh * width + ow * sw;
+            let (mut best, mut at) = (x[first], first);
+            for i in 0..kh {
+                let row = first + i * width;
+                for (k, &v) in x[row..row + kw].iter().enumerate() {
+                    // Selects, not branches: which of four random values is largest
+                    // is a coin toss for a branch predictor.
+                    let better = (v > best) | (v.is_nan() & !best.is_nan());
+                    best = if better { v } else { best };
+                    at = if better { row + k } else { at };
+                }
+            }
+            *y = best;
+            *from = at as u32;
+        }
+    }
 }
 
 /// The input gradient: each output gradient added onto the input its maximum came from.
