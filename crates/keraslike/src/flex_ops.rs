@@ -336,7 +336,7 @@ impl<C: CheckpointStrategy> ConvExtension for Autodiff<Flex, C> {
 }
 
 /// True for an f32 tensor on flex (with or without autodiff): what the kernels take.
-fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+pub fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     x.device().without_autodiff() == Device::flex() && x.dtype() == DType::F32
 }
 
@@ -414,33 +414,28 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<Tensor<
     Some(Tensor::from_dispatch(y))
 }
 
-/// One Adadelta step through [`ConvExtension::adadelta_step`] when the tensors are f32 on
-/// flex; `None` otherwise. Returns (parameter, E[g²], E[Δ²]).
+/// One Adadelta step through [`ConvExtension::adadelta_step`]: returns (parameter,
+/// E[g²], E[Δ²]). Only for tensors that [`on_flex`] accepts. The tensors are taken by
+/// value so that, when nothing else holds them, they are updated in place.
 pub fn adadelta_step<const D: usize>(
-    param: &Tensor<D>,
-    grad: &Tensor<D>,
-    acc_grad: &Tensor<D>,
-    acc_delta: &Tensor<D>,
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    acc_grad: Tensor<D>,
+    acc_delta: Tensor<D>,
     settings: AdadeltaStep,
-) -> Option<(Tensor<D>, Tensor<D>, Tensor<D>)> {
-    if ![param, grad, acc_grad, acc_delta]
-        .iter()
-        .all(|t| on_flex(*t))
-    {
-        return None;
-    }
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
     let (p, a, d) = Dispatch::adadelta_step(
-        param.clone().into_dispatch(),
-        grad.clone().into_dispatch(),
-        acc_grad.clone().into_dispatch(),
-        acc_delta.clone().into_dispatch(),
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        acc_grad.into_dispatch(),
+        acc_delta.into_dispatch(),
         settings,
     );
-    Some((
+    (
         Tensor::from_dispatch(p),
         Tensor::from_dispatch(a),
         Tensor::from_dispatch(d),
-    ))
+    )
 }
 
 /// `pool.forward(x)` through keraslike's kernels when `x` is an f32 tensor on flex and the

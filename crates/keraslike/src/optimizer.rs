@@ -6,7 +6,7 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Tensor};
 
-use crate::flex_ops::{AdadeltaStep, adadelta_step};
+use crate::flex_ops::{AdadeltaStep, adadelta_step, on_flex};
 use clap::ValueEnum;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -102,9 +102,12 @@ impl BurnOptimizer for Adadelta {
             epsilon: eps,
         };
         // One fused pass on flex; the same rule in tensor ops elsewhere.
-        if let Some((tensor, acc_grad, acc_delta)) =
-            adadelta_step(&tensor, &grad, &acc_grad, &acc_delta, settings)
+        if [&tensor, &grad, &acc_grad, &acc_delta]
+            .iter()
+            .all(|t| on_flex(*t))
         {
+            let (tensor, acc_grad, acc_delta) =
+                adadelta_step(tensor, grad, acc_grad, acc_delta, settings);
             let state = AdaptiveMomentumState::new(time + 1, acc_grad, acc_delta);
             return (tensor, Some(state));
         }
