@@ -1,11 +1,15 @@
-//! keraslike's own Conv2D and MaxPooling2D kernels ([`crate::conv_kernels`],
-//! [`crate::pool_kernels`]) plugged into burn's flex backend as a backend extension, with
-//! handwritten backward passes.
+//! keraslike's own kernels plugged into burn's flex backend as a backend extension, with
+//! handwritten backward passes: Conv2D and ConvTranspose2D ([`crate::conv_kernels`]),
+//! MaxPooling2D ([`crate::pool_kernels`]) and the Adadelta update
+//! ([`crate::optimizer::adadelta_in_place`]).
 //!
 //! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
 //! backend it lives on; the implementations below cover flex and flex under autodiff.
-//! [`conv2d`] and [`max_pool2d`] only take this path for f32 tensors on flex, so other backends and dtypes
-//! keep burn's convolution (an extension called on a backend it does not list panics).
+//! The public functions only take this path for f32 tensors on flex ([`on_flex`]), so
+//! other backends and dtypes keep burn's ops (an extension called on a backend it does
+//! not list panics).
+
+use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -13,8 +17,6 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
-use std::sync::Arc;
-
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
@@ -26,7 +28,7 @@ use crate::conv_kernels::{self, Geometry};
 use crate::pool_kernels::{self, PoolGeometry};
 
 #[backend_extension(Flex, Autodiff)]
-pub trait ConvExtension: Backend {
+pub trait FlexKernels: Backend {
     /// `conv(x, weight) + bias`, shapes as described by `geometry`.
     fn im2col_conv2d(
         x: FloatTensor<Self>,
@@ -59,7 +61,7 @@ pub trait ConvExtension: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Learning rate and Adadelta's constants for [`ConvExtension::adadelta_step`].
+/// Learning rate and Adadelta's constants for [`FlexKernels::adadelta_step`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdadeltaStep {
     pub lr: f32,
@@ -106,7 +108,7 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
     )
 }
 
-impl ConvExtension for Flex {
+impl FlexKernels for Flex {
     fn im2col_conv2d(
         x: FlexTensor,
         weight: FlexTensor,
@@ -160,7 +162,7 @@ impl ConvExtension for Flex {
     }
 }
 
-/// The backward step of [`ConvExtension::im2col_conv2d`]: its state is the input, the
+/// The backward step of [`FlexKernels::im2col_conv2d`]: its state is the input, the
 /// weights and the geometry; the parents are x, weight, bias.
 #[derive(Debug)]
 struct Conv2dBackward;
@@ -190,7 +192,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
     }
 }
 
-/// The backward step of [`ConvExtension::im2col_conv_transpose2d`]: the adjoint of the
+/// The backward step of [`FlexKernels::im2col_conv_transpose2d`]: the adjoint of the
 /// convolution's input gradient is the convolution itself, and the weight gradient is
 /// the convolution's with the roles of input and output swapped.
 #[derive(Debug)]
@@ -225,7 +227,7 @@ impl Backward<Flex, 3> for ConvTranspose2dBackward {
     }
 }
 
-/// The backward step of [`ConvExtension::max_pool2d`]: its state is where each maximum
+/// The backward step of [`FlexKernels::max_pool2d`]: its state is where each maximum
 /// came from.
 #[derive(Debug)]
 struct MaxPool2dBackward;
@@ -245,7 +247,7 @@ impl Backward<Flex, 1> for MaxPool2dBackward {
     }
 }
 
-impl<C: CheckpointStrategy> ConvExtension for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     fn im2col_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -414,7 +416,7 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<Tensor<
     Some(Tensor::from_dispatch(y))
 }
 
-/// One Adadelta step through [`ConvExtension::adadelta_step`]: returns (parameter,
+/// One Adadelta step through [`FlexKernels::adadelta_step`]: returns (parameter,
 /// E[g²], E[Δ²]). Only for tensors that [`on_flex`] accepts. The tensors are taken by
 /// value so that, when nothing else holds them, they are updated in place.
 pub fn adadelta_step<const D: usize>(
