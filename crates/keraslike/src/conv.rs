@@ -7,9 +7,9 @@
 //! columns (B, C·kh·kw, H·W) and multiplied by the weights (O, C·kh·kw); autodiff then
 //! differentiates slices, a stack and a matmul, so every gradient is a GEMM or a copy
 //! (~240-300 images/s, `examples/backend_step.rs`). On flex the same formulation measured
-//! no faster than flex's own im2col convolution (375-403 against 376-460 images/s,
-//! alternating), so flex and wgpu keep burn's. The weights are burn's `Conv2d`'s own, so
-//! models and files are the same whichever path ran.
+//! no faster than flex's own convolution, so flex runs the project's kernels instead
+//! (`crate::flex_ops`, on plain slices); wgpu keeps burn's. The weights are burn's
+//! `Conv2d`'s own, so models and files are the same whichever path ran.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
