@@ -247,6 +247,36 @@ impl Backward<Flex, 1> for MaxPool2dBackward {
     }
 }
 
+/// The autodiff side shared by the two convolutions: runs `forward` on flex and, when an
+/// input is tracked, records (x, weight, geometry) for `step`.
+fn tracked_conv<C, S>(
+    step: S,
+    [x, weight, bias]: [FloatTensor<Autodiff<Flex, C>>; 3],
+    g: Geometry,
+    forward: fn(FlexTensor, FlexTensor, FlexTensor, Geometry) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>>
+where
+    C: CheckpointStrategy,
+    S: Backward<Flex, 3, State = (FlexTensor, FlexTensor, Geometry)>,
+{
+    let prepared = step
+        .prepare::<C>([x.node(), weight.node(), bias.node()])
+        .compute_bound()
+        .stateful();
+    let (x, weight) = (
+        contiguous(x.into_primitive()),
+        contiguous(weight.into_primitive()),
+    );
+    let bias = bias.into_primitive();
+    match prepared {
+        OpsKind::Tracked(prep) => {
+            let state = (x.clone(), weight.clone(), g);
+            prep.finish(state, forward(x, weight, bias, g))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, bias, g)),
+    }
+}
+
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     fn im2col_conv2d(
         x: FloatTensor<Self>,
@@ -254,22 +284,7 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         g: Geometry,
     ) -> FloatTensor<Self> {
-        let prepared = Conv2dBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful();
-        let (x, weight) = (
-            contiguous(x.into_primitive()),
-            contiguous(weight.into_primitive()),
-        );
-        let bias = bias.into_primitive();
-        match prepared {
-            OpsKind::Tracked(prep) => {
-                let state = (x.clone(), weight.clone(), g);
-                prep.finish(state, Flex::im2col_conv2d(x, weight, bias, g))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::im2col_conv2d(x, weight, bias, g)),
-        }
+        tracked_conv::<C, _>(Conv2dBackward, [x, weight, bias], g, Flex::im2col_conv2d)
     }
 
     fn im2col_conv_transpose2d(
@@ -278,24 +293,8 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         g: Geometry,
     ) -> FloatTensor<Self> {
-        let prepared = ConvTranspose2dBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful();
-        let (x, weight) = (
-            contiguous(x.into_primitive()),
-            contiguous(weight.into_primitive()),
-        );
-        let bias = bias.into_primitive();
-        match prepared {
-            OpsKind::Tracked(prep) => {
-                let state = (x.clone(), weight.clone(), g);
-                prep.finish(state, Flex::im2col_conv_transpose2d(x, weight, bias, g))
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::im2col_conv_transpose2d(x, weight, bias, g))
-            }
-        }
+        let forward = Flex::im2col_conv_transpose2d;
+        tracked_conv::<C, _>(ConvTranspose2dBackward, [x, weight, bias], g, forward)
     }
 
     fn max_pool2d(x: FloatTensor<Self>, g: PoolGeometry) -> FloatTensor<Self> {
