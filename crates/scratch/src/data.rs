@@ -105,7 +105,7 @@ impl Samples {
 }
 
 /// A pixel byte as a network input in [0, 1].
-fn to_unit(b: u8) -> f32 {
+pub fn to_unit(b: u8) -> f32 {
     b as f32 / 255.0
 }
 

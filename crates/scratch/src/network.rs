@@ -6,6 +6,7 @@ use ndarray::{Array2, Axis, s};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::data::to_unit;
 use crate::init::{self, Init};
 use crate::layers::im2col::Window;
 use crate::layers::{
@@ -113,17 +114,53 @@ impl Network {
     /// Forward and backward over one training batch: leaves every parameter's gradient in
     /// its layer and returns the loss.
     pub fn gradient(&mut self, x: &Array2<f32>, labels: &[u8]) -> f32 {
+        let y = self.layers[0].forward(x, Mode::Train);
+        self.gradient_from_first(Some(x), y, labels)
+    }
+
+    /// Whether the first layer reads batches of 8-bit pixels ([`Self::gradient_of_bytes`])
+    /// without a float copy.
+    pub fn reads_bytes(&self) -> bool {
+        self.layers[0].reads_bytes()
+    }
+
+    /// [`Self::gradient`] for a batch given as rows of 8-bit pixels, x = byte / 255 (the
+    /// training set's own bytes): the first layer reads them directly when it can,
+    /// else they are copied into floats first.
+    pub fn gradient_of_bytes(&mut self, rows: &[&[u8]], labels: &[u8]) -> f32 {
+        match self.layers[0].forward_bytes(rows, Mode::Train) {
+            Some(y) => self.gradient_from_first(None, y, labels),
+            None => {
+                let k = rows.first().map_or(0, |r| r.len());
+                let x = Array2::from_shape_fn((rows.len(), k), |(i, j)| to_unit(rows[i][j]));
+                self.gradient(&x, labels)
+            }
+        }
+    }
+
+    /// The rest of a training step once the first layer has produced `y` from `x` (`None`:
+    /// that layer took bytes and its backward does not read x).
+    fn gradient_from_first(
+        &mut self,
+        x: Option<&Array2<f32>>,
+        y: Array2<f32>,
+        labels: &[u8],
+    ) -> f32 {
         self.outputs.clear();
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let input = if i == 0 { x } else { &self.outputs[i - 1] };
-            let y = layer.forward(input, Mode::Train);
+        self.outputs.push(y);
+        for i in 1..self.layers.len() {
+            let y = self.layers[i].forward(&self.outputs[i - 1], Mode::Train);
             self.outputs.push(y);
         }
         let logits = self.outputs.last().expect("at least one layer");
         let loss = self.loss.forward(logits, labels);
         let mut dout = self.loss.backward();
+        let unread = Array2::zeros((0, 0));
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            let input = if i == 0 { x } else { &self.outputs[i - 1] };
+            let input = match i {
+                0 => x.unwrap_or(&unread),
+                _ => &self.outputs[i - 1],
+            };
             match layer.backward(input, &dout, i > 0) {
                 Some(dx) => dout = dx,
                 None => break,
@@ -334,5 +371,45 @@ mod tests {
             assert_eq!(*x, y);
         }
         assert_ne!(a.named_tensors()[0].1, c.named_tensors()[0].1);
+    }
+
+    #[test]
+    fn byte_batches_give_the_gradients_of_their_floats() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(4);
+        let bytes: Vec<Vec<u8>> = (0..9)
+            .map(|_| {
+                (0..784)
+                    .map(|_| {
+                        if rng.random_bool(0.8) {
+                            0
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
+        let x = Array2::from_shape_fn((9, 784), |(i, j)| to_unit(bytes[i][j]));
+        let labels = [3, 1, 4, 1, 5, 9, 2, 6, 5];
+        let affine = |units| LayerSpec::Affine { units, init: None };
+        // The sparse first layer reads the bytes; a first layer that cannot (sigmoid)
+        // gets a float copy.
+        for first in [affine(20), LayerSpec::Sigmoid] {
+            let arch = Architecture {
+                input: InputShape::MNIST,
+                classes: 10,
+                layers: vec![first, LayerSpec::Relu, affine(10)],
+            };
+            let (mut a, mut b) = (
+                Network::new(&arch, 3).unwrap(),
+                Network::new(&arch, 3).unwrap(),
+            );
+            assert_eq!(a.gradient_of_bytes(&rows, &labels), b.gradient(&x, &labels));
+            for (pa, pb) in a.params().iter().zip(b.params()) {
+                assert_eq!(pa.grad, pb.grad);
+            }
+        }
     }
 }

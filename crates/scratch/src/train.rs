@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::augment::shift_batch;
-use crate::batches::for_each_batch;
+use crate::batches::{Minibatch, for_each_batch};
 use crate::data::Samples;
 use crate::network::Network;
 use crate::optimizer::Optimizer;
@@ -84,6 +84,9 @@ pub fn train(
     let mut epochs = Vec::new();
     let base_lr = optimizer.lr_mut().map(|lr| *lr);
     let shape = train.input_shape();
+    // The first layer lists the minibatch straight from the training set's bytes, unless
+    // augmentation changes the batch first.
+    let as_bytes = options.shift == 0 && net.reads_bytes();
     for e in 0..options.epochs {
         let epoch = options.first_epoch + e + 1;
         // Exponential decay per epoch, counted from the first epoch of the first run, so
@@ -108,27 +111,39 @@ pub fn train(
         );
         let start = Instant::now();
         let mut loss_sum = 0.0f64;
-        let flow = for_each_batch(train, &order, batch, iterations, |it, x, labels| {
-            if options.shift > 0 {
-                shift_batch(x, shape, options.shift, &mut rng);
-            }
-            let mut loss = net.gradient(x, labels);
-            let mut params = net.params();
-            loss += regularization::apply(&options.regularization, &mut params);
-            optimizer.step(params);
-            if !loss.is_finite() {
-                return ControlFlow::Break(StopReason::Diverged);
-            }
-            loss_sum += loss as f64;
-            if it % 20 == 0 {
-                bar.set_message(format!("loss {:.4}", loss_sum / (it + 1) as f64));
-            }
-            bar.inc(1);
-            if stop.load(Ordering::Relaxed) {
-                return ControlFlow::Break(StopReason::Interrupted);
-            }
-            ControlFlow::Continue(())
-        });
+        let flow = for_each_batch(
+            train,
+            &order,
+            batch,
+            iterations,
+            as_bytes,
+            |it, x, labels| {
+                let mut loss = match x {
+                    Minibatch::Floats(x) => {
+                        if options.shift > 0 {
+                            shift_batch(x, shape, options.shift, &mut rng);
+                        }
+                        net.gradient(x, labels)
+                    }
+                    Minibatch::Bytes(rows) => net.gradient_of_bytes(rows, labels),
+                };
+                let mut params = net.params();
+                loss += regularization::apply(&options.regularization, &mut params);
+                optimizer.step(params);
+                if !loss.is_finite() {
+                    return ControlFlow::Break(StopReason::Diverged);
+                }
+                loss_sum += loss as f64;
+                if it % 20 == 0 {
+                    bar.set_message(format!("loss {:.4}", loss_sum / (it + 1) as f64));
+                }
+                bar.inc(1);
+                if stop.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(StopReason::Interrupted);
+                }
+                ControlFlow::Continue(())
+            },
+        );
         if let ControlFlow::Break(reason) = flow {
             bar.abandon();
             return TrainOutcome {

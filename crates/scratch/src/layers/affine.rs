@@ -76,6 +76,26 @@ impl Layer for Affine {
         out
     }
 
+    fn reads_bytes(&self) -> bool {
+        self.sparse_input && sparse_input::available()
+    }
+
+    fn forward_bytes(&mut self, rows: &[&[u8]], _mode: Mode) -> Option<Array2<f32>> {
+        self.took_sparse = false;
+        if !self.reads_bytes() {
+            return None;
+        }
+        let (w, b) = (self.w.as_slice()?, self.b.as_slice()?);
+        if self.nonzeros.list_bytes(rows, self.w.nrows()) > sparse_input::MAX_DENSITY {
+            return None;
+        }
+        let mut out = Array2::zeros((rows.len(), self.w.ncols()));
+        let dst = out.as_slice_mut().expect("fresh array is contiguous");
+        self.nonzeros.forward(w, b, dst);
+        self.took_sparse = true;
+        Some(out)
+    }
+
     fn backward(
         &mut self,
         x: &Array2<f32>,

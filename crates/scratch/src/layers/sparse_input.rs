@@ -76,6 +76,14 @@ pub struct NonZeros {
     part_rows: [Vec<f32>; team::PARTS],
 }
 
+/// A batch to list: (rows × k) floats, row-major, or rows of k bytes standing for
+/// byte / 255.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Floats(&'a [f32]),
+    Bytes(&'a [&'a [u8]]),
+}
+
 /// One part's share of the lists while they are written: columns
 /// `first_column .. first_column + count.len()`.
 struct ColumnLists<'a> {
@@ -89,9 +97,25 @@ impl NonZeros {
     /// Lists the non-zeros of `x` (rows × k, row-major) and returns their fraction.
     /// Panics unless [`available`].
     pub fn list(&mut self, x: &[f32], k: usize) -> f32 {
+        assert!(k > 0 && x.len().is_multiple_of(k));
+        self.list_source(Source::Floats(x), x.len() / k, k)
+    }
+
+    /// The same for a batch given as rows of 8-bit pixels, each standing for byte / 255
+    /// (the value [`crate::data::Samples`] gives it): the training loop lists a minibatch
+    /// straight from the data set's bytes, with no float copy of it in between.
+    pub fn list_bytes(&mut self, rows: &[&[u8]], k: usize) -> f32 {
+        assert!(
+            k > 0 && rows.iter().all(|r| r.len() == k),
+            "rows of {k} bytes"
+        );
+        self.list_source(Source::Bytes(rows), rows.len(), k)
+    }
+
+    fn list_source(&mut self, source: Source, rows: usize, k: usize) -> f32 {
         assert!(available(), "sparse_input needs AVX-512F");
-        assert!(k > 0 && x.len().is_multiple_of(k) && x.len() / k < u32::MAX as usize);
-        (self.k, self.rows) = (k, x.len() / k);
+        assert!(rows < u32::MAX as usize);
+        (self.k, self.rows) = (k, rows);
         self.capacity = self.rows.next_multiple_of(16);
         self.count.clear();
         self.count.resize(k, 0);
@@ -113,18 +137,18 @@ impl NonZeros {
                 value,
             })
         });
-        let (rows, capacity) = (self.rows, self.capacity);
+        let capacity = self.capacity;
         team::split(&|part| {
             let mut lists = parts[part].lock().expect("each part locks its lists once");
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F is present (asserted above); each part's slices hold its
             // columns' room, sized above.
             unsafe {
-                avx512::list_columns(&mut lists, x, k, rows, capacity)
+                avx512::list_columns(&mut lists, source, k, rows, capacity)
             };
         });
         let nonzeros: usize = self.count.iter().sum();
-        nonzeros as f32 / x.len().max(1) as f32
+        nonzeros as f32 / (rows * k).max(1) as f32
     }
 
     /// Column c's rows and values. Every listed row is < `rows`: the kernels rely on it
@@ -227,7 +251,7 @@ fn aligned_zeros(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{ColumnLists, NonZeros, TILE};
+    use super::{ColumnLists, NonZeros, Source, TILE};
 
     /// Load masks for the (up to) four vectors covering columns `c0..min(c0 + 64, n)`.
     fn tile_masks(c0: usize, n: usize) -> [__mmask16; 4] {
@@ -275,15 +299,15 @@ mod avx512 {
         out
     }
 
-    /// Lists x's non-zeros column by column, 16 rows × 16 columns at a time: a block is
-    /// loaded, skipped if all zero (MNIST's borders), else transposed in registers so
-    /// that each vector is one column of 16 rows; a compress packs that column's
-    /// non-zeros and their row numbers, stored whole at the column's end. Only the
-    /// columns of `lists`.
+    /// Lists the batch's non-zeros column by column, 16 rows × 16 columns at a time: a
+    /// block is loaded, skipped if all zero (MNIST's borders), else transposed in
+    /// registers so that each vector is one column of 16 rows; a compress packs that
+    /// column's non-zeros and their row numbers, stored whole at the column's end. Only
+    /// the columns of `lists`.
     #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn list_columns(
         lists: &mut ColumnLists,
-        x: &[f32],
+        source: Source,
         k: usize,
         rows: usize,
         capacity: usize,
@@ -292,23 +316,13 @@ mod avx512 {
         let (first, end) = (lists.first_column, lists.first_column + lists.count.len());
         for c0 in (first..end).step_by(16) {
             let width = (end - c0).min(16);
-            let in_row = ((1u32 << width) - 1) as __mmask16;
             for r0 in (0..rows).step_by(16) {
-                // SAFETY: masked loads read columns c0..c0 + width (< k) of rows < rows.
-                let block: [__m512; 16] = std::array::from_fn(|i| {
-                    if r0 + i < rows {
-                        unsafe { _mm512_maskz_loadu_ps(in_row, x.as_ptr().add((r0 + i) * k + c0)) }
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                });
-                // Bitwise OR of the block (-0.0 counts as non-zero here: it is only a shortcut).
-                let any = block.iter().fold(_mm512_setzero_si512(), |a, &b| {
-                    _mm512_or_si512(a, _mm512_castps_si512(b))
-                });
-                if _mm512_test_epi32_mask(any, any) == 0 {
-                    continue;
-                }
+                let block = match source {
+                    // SAFETY: columns c0..c0 + width < k of rows < rows.
+                    Source::Floats(x) => unsafe { float_block(x, k, rows, r0, c0, width) },
+                    Source::Bytes(x) => byte_block(x, r0, c0, width),
+                };
+                let Some(block) = block else { continue };
                 let row_ids = _mm512_add_epi32(lanes, _mm512_set1_epi32(r0 as i32));
                 let columns = transpose16(&block);
                 for (j, &v) in columns.iter().enumerate().take(width) {
@@ -333,6 +347,71 @@ mod avx512 {
                 }
             }
         }
+    }
+
+    /// Rows r0..r0 + 16 (zeros past `rows`), columns c0..c0 + width of a row-major
+    /// (rows × k) matrix, one vector per row; `None` if all of it is zero (-0.0 counts
+    /// as non-zero here: this is only a shortcut).
+    ///
+    /// # Safety
+    /// c0 + width ≤ k, width ≤ 16 and x holds rows × k floats.
+    #[target_feature(enable = "avx512f,popcnt")]
+    unsafe fn float_block(
+        x: &[f32],
+        k: usize,
+        rows: usize,
+        r0: usize,
+        c0: usize,
+        width: usize,
+    ) -> Option<[__m512; 16]> {
+        let in_row = ((1u32 << width) - 1) as __mmask16;
+        let block: [__m512; 16] = std::array::from_fn(|i| {
+            if r0 + i < rows {
+                // SAFETY: the masked lanes are columns c0..c0 + width of row r0 + i.
+                unsafe { _mm512_maskz_loadu_ps(in_row, x.as_ptr().add((r0 + i) * k + c0)) }
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        let any = block.iter().fold(_mm512_setzero_si512(), |a, &b| {
+            _mm512_or_si512(a, _mm512_castps_si512(b))
+        });
+        (_mm512_test_epi32_mask(any, any) != 0).then_some(block)
+    }
+
+    /// The same block from rows of bytes, as floats byte / 255 (a division, like
+    /// [`crate::data::Samples`]'s, so both give the same floats); the zero test is done
+    /// on the bytes, before any conversion.
+    #[target_feature(enable = "avx512f,popcnt")]
+    fn byte_block(x: &[&[u8]], r0: usize, c0: usize, width: usize) -> Option<[__m512; 16]> {
+        // Plain loops, not array `map`s: closures do not inherit the target features
+        // and were not inlined.
+        let mut bytes = [_mm_setzero_si128(); 16];
+        for (b, row) in bytes.iter_mut().zip(x.iter().skip(r0)) {
+            let lanes = &row[c0..c0 + width];
+            *b = if width == 16 {
+                // SAFETY: `lanes` holds 16 bytes.
+                unsafe { _mm_loadu_si128(lanes.as_ptr().cast()) }
+            } else {
+                let mut padded = [0u8; 16];
+                padded[..width].copy_from_slice(lanes);
+                // SAFETY: `padded` holds 16 bytes.
+                unsafe { _mm_loadu_si128(padded.as_ptr().cast()) }
+            };
+        }
+        let mut any = _mm_setzero_si128();
+        for b in bytes {
+            any = _mm_or_si128(any, b);
+        }
+        if _mm_test_all_zeros(any, any) == 1 {
+            return None;
+        }
+        let scale = _mm512_set1_ps(255.0);
+        let mut block = [_mm512_setzero_ps(); 16];
+        for (v, b) in block.iter_mut().zip(bytes) {
+            *v = _mm512_div_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), scale);
+        }
+        Some(block)
     }
 
     /// Column by column: the weight row stays in four registers and is added, scaled,
@@ -526,6 +605,50 @@ mod tests {
             let mut dw = random_matrix((k, n), &mut rng); // overwritten, not added to
             nz.weight_grad(dout.as_slice().unwrap(), n, dw.as_slice_mut().unwrap());
             assert!(close(&dw, &x.t().dot(&dout)), "dW {rows}×{k}×{n}");
+        }
+    }
+
+    #[test]
+    fn byte_rows_give_what_their_floats_give() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(5);
+        let (mut from_floats, mut from_bytes) = (NonZeros::default(), NonZeros::default());
+        // Row lengths below, at and across 16; row counts below and across 16.
+        for (rows, k, n) in [(3, 5, 7), (17, 16, 50), (33, 100, 64), (100, 784, 50)] {
+            let bytes: Vec<Vec<u8>> = (0..rows)
+                .map(|_| {
+                    (0..k)
+                        .map(|_| {
+                            if rng.random_bool(0.7) {
+                                0
+                            } else {
+                                rng.random()
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let x: Vec<f32> = bytes
+                .iter()
+                .flatten()
+                .map(|&b| crate::data::to_unit(b))
+                .collect();
+            let row_refs: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
+            assert_eq!(from_bytes.list_bytes(&row_refs, k), from_floats.list(&x, k));
+            assert_eq!(from_bytes.count, from_floats.count);
+            for c in 0..k {
+                assert_eq!(from_bytes.column(c), from_floats.column(c), "column {c}");
+            }
+            let w = random_matrix((k, n), &mut rng);
+            let b = random_matrix((1, n), &mut rng);
+            let (w, b) = (w.as_slice().unwrap(), b.as_slice().unwrap());
+            let (mut out_bytes, mut out_floats) = (vec![0.0; rows * n], vec![0.0; rows * n]);
+            from_bytes.forward(w, b, &mut out_bytes);
+            from_floats.forward(w, b, &mut out_floats);
+            assert_eq!(out_bytes, out_floats);
         }
     }
 }
