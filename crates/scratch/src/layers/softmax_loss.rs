@@ -1,27 +1,79 @@
 //! Softmax followed by cross-entropy, as one layer: its backward is simply (y - t) / batch.
 
-use ndarray::{Array2, ArrayViewMut1, Axis};
+use ndarray::Array2;
 
 /// The course's guard inside log(): cross-entropy of probabilities never takes log(0).
 pub const LOG_EPSILON: f32 = 1e-7;
 
 /// Row-wise softmax; subtracting each row's max keeps exp() finite for any input.
 pub fn softmax_rows(x: &Array2<f32>) -> Array2<f32> {
-    let mut y = x.clone();
-    for row in y.axis_iter_mut(Axis(0)) {
-        softmax_in_place(row);
-    }
+    let mut y = x.as_standard_layout().into_owned();
+    softmax_in_place(&mut y);
     y
 }
 
-/// Replaces a row of logits by its softmax; returns the row's max and Σ e^(x - max)
-/// (≥ 1, since the max's own term is 1), from which log-softmax follows.
-fn softmax_in_place(mut row: ArrayViewMut1<f32>) -> (f32, f32) {
-    let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    row.mapv_inplace(|v| (v - max).exp());
-    let sum = row.sum();
-    row.mapv_inplace(|v| v / sum);
-    (max, sum)
+/// Replaces each row of logits by its softmax; returns each row's max and Σ e^(x - max)
+/// (≥ 1, since the max's own term is 1), from which log-softmax follows. The exps run
+/// over the whole matrix at once: a call of libm's expf per entry was most of a small
+/// network's loss time.
+fn softmax_in_place(y: &mut Array2<f32>) -> Vec<(f32, f32)> {
+    let classes = y.ncols().max(1);
+    let entries = y.as_slice_mut().expect("standard layout");
+    let maxes: Vec<f32> = entries
+        .chunks_exact_mut(classes)
+        .map(|row| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            row.iter_mut().for_each(|v| *v -= max);
+            max
+        })
+        .collect();
+    exp_in_place(entries);
+    entries
+        .chunks_exact_mut(classes)
+        .zip(maxes)
+        .map(|(row, max)| {
+            let sum: f32 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+            (max, sum)
+        })
+        .collect()
+}
+
+/// e^v for every v ≤ 0 (softmax's shifted logits), within 2 ulp of the exact value; the
+/// loop has no calls or branches, so it compiles to vector code. Cephes' expf: e^v =
+/// 2^n · e^r with n = round(v / ln 2) and |r| ≤ ln 2 / 2, e^r by a degree-7 polynomial.
+fn exp_in_place(values: &mut [f32]) {
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ];
+    for v in values {
+        // Below ln(2^-126) the result is 0 (no subnormals).
+        let x = v.max(-87.0);
+        let shifted = x * std::f32::consts::LOG2_E + ROUND;
+        let n = shifted - ROUND;
+        let r = x - n * LN2_HI - n * LN2_LO;
+        let p = P.iter().fold(0.0, |acc, &c| acc * r + c);
+        let er = p * r * r + r + 1.0;
+        // 2^n from n's bits: the low bits of `shifted` hold n (two's complement).
+        let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+        let scale = f32::from_bits(((n_bits + 127) as u32) << 23);
+        // NaN stays NaN, so a diverged network's loss is not hidden.
+        *v = if *v < -87.0 {
+            0.0
+        } else if v.is_nan() {
+            *v
+        } else {
+            er * scale
+        };
+    }
 }
 
 /// Mean cross-entropy of probabilities `y` (batch, classes) for integer labels.
@@ -47,10 +99,17 @@ impl SoftmaxWithLoss {
     pub fn forward(&mut self, logits: &Array2<f32>, labels: &[u8]) -> f32 {
         assert_eq!(logits.nrows(), labels.len(), "one label per row");
         // One pass of exp per row gives both the softmax and log Σ e^(x - max).
-        self.y = logits.clone();
+        if self.y.dim() == logits.dim() {
+            self.y.assign(logits);
+        } else {
+            self.y = logits.as_standard_layout().into_owned();
+        }
         let mut total = 0.0f64;
-        for ((row, logits), &t) in self.y.axis_iter_mut(Axis(0)).zip(logits.rows()).zip(labels) {
-            let (max, sum) = softmax_in_place(row);
+        for (((max, sum), logits), &t) in softmax_in_place(&mut self.y)
+            .into_iter()
+            .zip(logits.rows())
+            .zip(labels)
+        {
             total += (sum as f64).ln() - (logits[t as usize] - max) as f64;
         }
         self.labels.clear();
@@ -82,6 +141,22 @@ mod tests {
         for (a, b) in y.iter().zip([0.720_238_46f32, 0.119_054_62, 0.160_706_92]) {
             assert!((a - b).abs() < 1e-6, "{y}");
         }
+    }
+
+    #[test]
+    fn vector_exp_is_within_two_ulp() {
+        let xs: Vec<f32> = (0..=870_000).map(|i| -(i as f32) * 1e-4).collect();
+        let mut ys = xs.clone();
+        exp_in_place(&mut ys);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let exact = (x as f64).exp();
+            let ulp = (exact as f32).to_bits().abs_diff(y.to_bits());
+            assert!(ulp <= 2, "exp({x}) = {y}, exact {exact}");
+        }
+        let mut edge = [0.0f32, -87.5, -1000.0, f32::NEG_INFINITY, f32::NAN];
+        exp_in_place(&mut edge);
+        assert_eq!(edge[..4], [1.0, 0.0, 0.0, 0.0]);
+        assert!(edge[4].is_nan());
     }
 
     #[test]
