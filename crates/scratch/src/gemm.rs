@@ -8,6 +8,8 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayBase, ArrayViewMut2, Axis, Data, Ix2};
 
+use crate::small_gemm;
+
 /// Below this many multiply-adds one thread is faster than handing work out (measured:
 /// the TwoLayerNet's 100×784×50 products ran slower on two threads than on one).
 const PARALLEL_MIN_WORK: usize = 1 << 23;
@@ -37,6 +39,9 @@ pub fn gemm_view<A, B>(
 {
     let (m, k) = a.dim();
     let n = b.ncols();
+    if m * n * k <= small_gemm::MAX_WORK && try_small(alpha, a, b, beta, c.view_mut()) {
+        return;
+    }
     let threads = rayon::current_num_threads();
     if threads < 2 || m < 2 * 8 || m * n * k < PARALLEL_MIN_WORK {
         general_mat_mul(alpha, a, b, beta, &mut c);
@@ -48,6 +53,48 @@ pub fn gemm_view<A, B>(
         .into_par_iter()
         .zip(a.axis_chunks_iter(Axis(0), rows).into_par_iter())
         .for_each(|(mut c_block, a_block)| general_mat_mul(alpha, &a_block, b, beta, &mut c_block));
+}
+
+/// The product on [`small_gemm`] when the CPU has it and the layouts suit it: A and B
+/// contiguous in memory (either order; B is copied to rows if it is a transpose), C in
+/// rows. Returns whether it ran.
+fn try_small<A, B>(
+    alpha: f32,
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+) -> bool
+where
+    A: Data<Elem = f32>,
+    B: Data<Elem = f32>,
+{
+    if !small_gemm::available() {
+        return false;
+    }
+    let [a_rows, a_cols] = [a.strides()[0], a.strides()[1]];
+    let (Some(a_data), Some(c_data)) = (a.as_slice_memory_order(), c.as_slice_mut()) else {
+        return false;
+    };
+    // Slices start at (0, 0) only if no stride is negative.
+    if a_rows < 0 || a_cols < 0 {
+        return false;
+    }
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let a_view = small_gemm::Strided {
+        data: a_data,
+        row_stride: a_rows as usize,
+        col_stride: a_cols as usize,
+    };
+    let b_rows = b.as_standard_layout();
+    let b_view = small_gemm::Strided {
+        data: b_rows.as_slice().expect("standard layout"),
+        row_stride: n,
+        col_stride: 1,
+    };
+    small_gemm::gemm((m, n, k), alpha, a_view, b_view, beta, c_data, n);
+    true
 }
 
 #[cfg(test)]

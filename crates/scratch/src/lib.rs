@@ -14,6 +14,7 @@ pub mod layers;
 pub mod network;
 pub mod optimizer;
 pub mod regularization;
+pub mod small_gemm;
 pub mod spec;
 pub mod team;
 pub mod train;
