@@ -5,17 +5,19 @@
 //! is never needed). A dense GEMM multiplies every zero; here the batch's non-zeros are
 //! listed once per step and only their multiply-adds are done.
 //!
-//! The batch is listed column by column (per pixel: the images where it is non-zero, and
-//! the values), 16 images × 16 pixels at a time: all-zero blocks (the borders) are
-//! skipped, the others are transposed in registers and an AVX-512 compress packs each
-//! pixel's non-zeros, with no branch per pixel.
+//! The batch is listed by pairs of neighbouring pixels (per pair: the images where
+//! either is non-zero, and both values), 16 images × 16 pixels at a time: all-zero
+//! blocks (the borders) are skipped, the others are transposed in registers and an
+//! AVX-512 compress packs each pair's entries, with no branch per pixel. Strokes are a
+//! few pixels wide, so a pair's list is 58% as long as its two pixels' lists (MNIST).
 //!
-//! - Forward walks the pixels: the pixel's weight row stays in four registers and is
-//!   added, scaled, to the output rows of the images that have that pixel. Its cost is
-//!   those read-modify-writes; summing each image's row in registers instead (from lists
-//!   by rows) was no faster, and listing twice cost more.
-//! - dW walks the pixels too: the pixel's dW row stays in registers while the dout rows
-//!   of those images are added, then it is stored once. (Building dW by images instead
+//! - Forward walks the pairs: the two weight rows stay in eight registers and are
+//!   added, scaled, to the output rows of the images that have either pixel. Its cost
+//!   is those read-modify-writes of output rows, one per entry, which is why pairs pay
+//!   (one pixel per list: epochs ~8% longer); summing each image's row in registers
+//!   instead (from lists by rows) was no faster, and listing twice cost more.
+//! - dW walks the pairs too: the two dW rows stay in registers while the dout rows of
+//!   those images are added, then they are stored once. (Building dW by images instead
 //!   reads and writes each dW row once per image: slower than the GEMM.)
 //! - No masked stores (microcoded and slow on AMD Zen 4) in the loops.
 //!
@@ -52,9 +54,13 @@ pub fn available() -> bool {
     }
 }
 
-/// The non-zero entries of a (rows × k) batch, listed column by column: for each input
-/// column (pixel), the rows (images) where it is non-zero, in row order, and the values.
-/// Buffers are kept between steps, so a training step allocates nothing here.
+/// The non-zero entries of a (rows × k) batch, listed by pairs of input columns (pixels
+/// 2p and 2p + 1, side by side in an image): for each pair, the rows (images) where
+/// either is non-zero, in row order, and both values. Strokes are a few pixels wide, so
+/// the two are mostly non-zero together: on MNIST a pair's list has 58% of the entries
+/// of the two columns' lists, and the forward product's read-modify-writes of output
+/// rows (its cost) drop by as much. Buffers are kept between steps, so a training step
+/// allocates nothing here.
 ///
 /// The work is split between the two threads of the [`team`] by input columns: each
 /// part lists the columns up to / from [`team::split_point`]`(k, 16)` (where the SGD
@@ -64,14 +70,18 @@ pub fn available() -> bool {
 pub struct NonZeros {
     k: usize,
     rows: usize,
-    /// Room per column: `rows` rounded up to 16. Column c's entries are
-    /// `c·capacity .. c·capacity + count[c]` of `row` and `value`.
+    /// Room per pair: `rows` rounded up to 16. Pair p's entries are
+    /// `p·capacity .. p·capacity + count[p]` of `row`, `left` and `right`.
     capacity: usize,
     count: Vec<usize>,
-    /// Where the products cut the columns between the two parts (see `columns`).
+    /// Non-zero inputs (not entries) of the batch last listed.
+    nonzeros: usize,
+    /// Where the products cut the pairs between the two parts (see `pairs`).
     balanced_cut: usize,
     row: Vec<u32>,
-    value: Vec<f32>,
+    /// The values of column 2p and of column 2p + 1 (0 past the last column).
+    left: Vec<f32>,
+    right: Vec<f32>,
     /// Each part's working rows (rows × n padded to a multiple of 64 columns, on a
     /// 64-byte boundary, so kernels load and store whole vectors within cache lines):
     /// its share of the forward product, or its copy of dout for dW.
@@ -86,13 +96,15 @@ enum Source<'a> {
     Bytes(&'a [&'a [u8]]),
 }
 
-/// One part's share of the lists while they are written: columns
-/// `first_column .. first_column + count.len()`.
-struct ColumnLists<'a> {
-    first_column: usize,
+/// One part's share of the lists while they are written: pairs
+/// `first_pair .. first_pair + count.len()`.
+struct PairLists<'a> {
+    first_pair: usize,
     count: &'a mut [usize],
+    nonzeros: usize,
     row: &'a mut [u32],
-    value: &'a mut [f32],
+    left: &'a mut [f32],
+    right: &'a mut [f32],
 }
 
 impl NonZeros {
@@ -119,24 +131,30 @@ impl NonZeros {
         assert!(rows < u32::MAX as usize);
         (self.k, self.rows) = (k, rows);
         self.capacity = self.rows.next_multiple_of(16);
+        let pairs = k.div_ceil(2);
         self.count.clear();
-        self.count.resize(k, 0);
-        self.row.resize(k * self.capacity, 0);
-        self.value.resize(k * self.capacity, 0.0);
-        let middle = team::split_point(k, 16);
+        self.count.resize(pairs, 0);
+        self.row.resize(pairs * self.capacity, 0);
+        self.left.resize(pairs * self.capacity, 0.0);
+        self.right.resize(pairs * self.capacity, 0.0);
+        // A multiple of 16 columns: blocks of 16 columns hold whole pairs.
+        let middle = team::split_point(k, 16) / 2;
         let at = middle * self.capacity;
         let count = self.count.split_at_mut(middle);
-        let (row, value) = (self.row.split_at_mut(at), self.value.split_at_mut(at));
+        let row = self.row.split_at_mut(at);
+        let (left, right) = (self.left.split_at_mut(at), self.right.split_at_mut(at));
         let parts = [
-            (0, count.0, row.0, value.0),
-            (middle, count.1, row.1, value.1),
+            (0, count.0, row.0, left.0, right.0),
+            (middle, count.1, row.1, left.1, right.1),
         ]
-        .map(|(first_column, count, row, value)| {
-            Mutex::new(ColumnLists {
-                first_column,
+        .map(|(first_pair, count, row, left, right)| {
+            Mutex::new(PairLists {
+                first_pair,
                 count,
+                nonzeros: 0,
                 row,
-                value,
+                left,
+                right,
             })
         });
         let capacity = self.capacity;
@@ -146,39 +164,44 @@ impl NonZeros {
             // SAFETY: AVX-512F is present (asserted above); each part's slices hold its
             // columns' room, sized above.
             unsafe {
-                avx512::list_columns(&mut lists, source, k, rows, capacity)
+                avx512::list_pairs(&mut lists, source, k, rows, capacity)
             };
         });
-        let nonzeros: usize = self.count.iter().sum();
+        self.nonzeros = parts
+            .iter()
+            .map(|p| p.lock().expect("listed").nonzeros)
+            .sum();
+        let entries: usize = self.count.iter().sum();
         let mut before = 0;
-        self.balanced_cut = match nonzeros {
+        self.balanced_cut = match entries {
             0 => middle,
             _ => self
                 .count
                 .iter()
                 .take_while(|&&c| {
                     before += c;
-                    before - c < nonzeros / 2
+                    before - c < entries / 2
                 })
                 .count(),
         };
-        nonzeros as f32 / (rows * k).max(1) as f32
+        self.nonzeros as f32 / (rows * k).max(1) as f32
     }
 
-    /// Column c's rows and values. Every listed row is < `rows`: the kernels rely on it
-    /// (the listing only takes lanes of real rows; padding rows are zero).
-    fn column(&self, c: usize) -> (&[u32], &[f32]) {
-        let entries = c * self.capacity..c * self.capacity + self.count[c];
-        (&self.row[entries.clone()], &self.value[entries])
+    /// Pair p's rows and the two columns' values. Every listed row is < `rows`: the
+    /// kernels rely on it (the listing only takes lanes of real rows; padding rows are zero).
+    fn pair(&self, p: usize) -> (&[u32], &[f32], &[f32]) {
+        let entries = p * self.capacity..p * self.capacity + self.count[p];
+        let row = &self.row[entries.clone()];
+        (row, &self.left[entries.clone()], &self.right[entries])
     }
 
-    /// Part `part`'s columns in the products: cut where the non-zeros listed before it
-    /// reach half of them, so both parts do the same number of multiply-adds (MNIST's
-    /// lower half holds 52% of the ink: an even cut left one core waiting ~10% of a
-    /// step). The listing itself cuts at [`team::split_point`]; the few columns between
-    /// the two cuts are read from the other core's cache.
-    fn columns(&self, part: usize) -> std::ops::Range<usize> {
-        [0..self.balanced_cut, self.balanced_cut..self.k][part].clone()
+    /// Part `part`'s pairs in the products: cut where the entries listed before it reach
+    /// half of them, so both parts do the same number of multiply-adds (MNIST's lower
+    /// half holds 52% of the ink: an even cut left one core waiting ~10% of a step). The
+    /// listing itself cuts at [`team::split_point`]; the few pairs between the two cuts
+    /// are read from the other core's cache.
+    fn pairs(&self, part: usize) -> std::ops::Range<usize> {
+        [0..self.balanced_cut, self.balanced_cut..self.count.len()][part].clone()
     }
 
     /// out (rows × n) = x · w (k × n) + b (n), for the x last listed.
@@ -199,7 +222,7 @@ impl NonZeros {
                 // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
                 // rows are inside `partial`; w has the size checked above.
                 unsafe {
-                    avx512::forward(lists, lists.columns(part), w, n, partial)
+                    avx512::forward(lists, lists.pairs(part), w, n, partial)
                 }
             });
         }
@@ -224,7 +247,7 @@ impl NonZeros {
         let stride = n.next_multiple_of(TILE);
         let mut buffers = std::mem::take(&mut self.part_rows);
         {
-            let (dw0, dw1) = dw.split_at_mut(self.columns(0).end * n);
+            let (dw0, dw1) = dw.split_at_mut((2 * self.pairs(0).end).min(self.k) * n);
             let [b0, b1] = buffers.each_mut();
             let parts = [Mutex::new((dw0, b0)), Mutex::new((dw1, b1))];
             let lists = &*self;
@@ -239,7 +262,7 @@ impl NonZeros {
                 // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
                 // dout rows are inside `padded`; this part's dW rows are its columns'.
                 unsafe {
-                    avx512::weight_grad(lists, padded, n, lists.columns(part).start, dw)
+                    avx512::weight_grad(lists, padded, n, lists.pairs(part), dw)
                 }
             });
         }
@@ -268,7 +291,7 @@ fn aligned_zeros(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{ColumnLists, NonZeros, Source, TILE};
+    use super::{NonZeros, PairLists, Source, TILE};
 
     /// Load masks for the (up to) four vectors covering columns `c0..min(c0 + 64, n)`.
     fn tile_masks(c0: usize, n: usize) -> [__mmask16; 4] {
@@ -316,21 +339,22 @@ mod avx512 {
         out
     }
 
-    /// Lists the batch's non-zeros column by column, 16 rows × 16 columns at a time: a
-    /// block is loaded, skipped if all zero (MNIST's borders), else transposed in
-    /// registers so that each vector is one column of 16 rows; a compress packs that
-    /// column's non-zeros and their row numbers, stored whole at the column's end. Only
-    /// the columns of `lists`.
+    /// Lists the batch's non-zeros by pairs of columns, 16 rows × 16 columns at a time:
+    /// a block is loaded, skipped if all zero (MNIST's borders), else transposed in
+    /// registers so that each vector is one column of 16 rows; for each pair of columns
+    /// a compress packs the rows where either is non-zero, with both values, stored
+    /// whole at the pair's end. Only the pairs of `lists`.
     #[target_feature(enable = "avx512f,popcnt")]
-    pub(super) unsafe fn list_columns(
-        lists: &mut ColumnLists,
+    pub(super) unsafe fn list_pairs(
+        lists: &mut PairLists,
         source: Source,
         k: usize,
         rows: usize,
         capacity: usize,
     ) {
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let (first, end) = (lists.first_column, lists.first_column + lists.count.len());
+        let first = 2 * lists.first_pair;
+        let end = (first + 2 * lists.count.len()).min(k);
         for c0 in (first..end).step_by(16) {
             let width = (end - c0).min(16);
             for r0 in (0..rows).step_by(16) {
@@ -341,26 +365,36 @@ mod avx512 {
                 };
                 let Some(block) = block else { continue };
                 let row_ids = _mm512_add_epi32(lanes, _mm512_set1_epi32(r0 as i32));
+                // Columns past `width` are zero (masked or padded loads).
                 let columns = transpose16(&block);
-                for (j, &v) in columns.iter().enumerate().take(width) {
-                    let local = c0 - first + j;
-                    let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+                for (j, pair) in columns.chunks_exact(2).enumerate().take(width.div_ceil(2)) {
+                    let local = (c0 - first) / 2 + j;
+                    let zero = _mm512_setzero_ps();
+                    let left = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(pair[0], zero);
+                    let right = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(pair[1], zero);
+                    let either = left | right;
                     let at = local * capacity + lists.count[local];
-                    assert!(at + 16 <= lists.value.len() && at + 16 <= lists.row.len());
+                    assert!(at + 16 <= lists.row.len() && at + 16 <= lists.left.len());
+                    assert!(at + 16 <= lists.right.len());
                     // SAFETY: count ≤ r0 and r0 + 16 ≤ capacity: the 16 lanes stay in
-                    // the column's room (asserted). Compress into a register, then a
+                    // the pair's room (asserted). Compress into a register, then a
                     // plain store: compress straight to memory is microcoded and slow on AMD.
                     unsafe {
                         _mm512_storeu_ps(
-                            lists.value.as_mut_ptr().add(at),
-                            _mm512_maskz_compress_ps(nonzero, v),
+                            lists.left.as_mut_ptr().add(at),
+                            _mm512_maskz_compress_ps(either, pair[0]),
+                        );
+                        _mm512_storeu_ps(
+                            lists.right.as_mut_ptr().add(at),
+                            _mm512_maskz_compress_ps(either, pair[1]),
                         );
                         _mm512_storeu_si512(
                             lists.row.as_mut_ptr().add(at).cast(),
-                            _mm512_maskz_compress_epi32(nonzero, row_ids),
+                            _mm512_maskz_compress_epi32(either, row_ids),
                         );
                     }
-                    lists.count[local] += nonzero.count_ones() as usize;
+                    lists.count[local] += either.count_ones() as usize;
+                    lists.nonzeros += (left.count_ones() + right.count_ones()) as usize;
                 }
             }
         }
@@ -431,13 +465,14 @@ mod avx512 {
         Some(block)
     }
 
-    /// Column by column: the weight row stays in four registers and is added, scaled,
-    /// to the output row of every image where that input is non-zero. Only `columns`;
-    /// `out` rows are padded to a multiple of 64 so they are loaded and stored whole.
+    /// Pair by pair: the two weight rows stay in eight registers and are added, scaled,
+    /// to the output row of every image where either input is non-zero (one read and one
+    /// write of that row for both). Only `pairs`; `out` rows are padded to a multiple of
+    /// 64 so they are loaded and stored whole.
     #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn forward(
         nz: &NonZeros,
-        columns: std::ops::Range<usize>,
+        pairs: std::ops::Range<usize>,
         w: &[f32],
         n: usize,
         out: &mut [f32],
@@ -446,20 +481,30 @@ mod avx512 {
         assert!(nz.rows * stride <= out.len());
         for c0 in (0..n).step_by(TILE) {
             let masks = tile_masks(c0, n);
-            for c in columns.clone() {
-                // SAFETY: masked lanes stay inside columns c0..n of row c < k of w.
-                let wv: [__m512; 4] = std::array::from_fn(|j| unsafe {
-                    _mm512_maskz_loadu_ps(masks[j], w.as_ptr().add(c * n + c0 + 16 * j))
-                });
-                let (rows, values) = nz.column(c);
-                for (&r, &v) in rows.iter().zip(values) {
-                    let v = _mm512_set1_ps(v);
+            let weight_row = |c: usize| -> [__m512; 4] {
+                std::array::from_fn(|j| {
+                    if c < nz.k {
+                        // SAFETY: masked lanes stay inside columns c0..n of row c < k of w.
+                        unsafe {
+                            _mm512_maskz_loadu_ps(masks[j], w.as_ptr().add(c * n + c0 + 16 * j))
+                        }
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                })
+            };
+            for p in pairs.clone() {
+                let (wl, wr) = (weight_row(2 * p), weight_row(2 * p + 1));
+                let (rows, left, right) = nz.pair(p);
+                for ((&r, &vl), &vr) in rows.iter().zip(left).zip(right) {
+                    let (vl, vr) = (_mm512_set1_ps(vl), _mm512_set1_ps(vr));
                     // SAFETY: r < nz.rows (listing invariant) and c0 + 64 <= stride, so
                     // the 64 lanes are inside `out` (asserted to hold rows × stride).
                     unsafe {
                         let h = out.as_mut_ptr().add(r as usize * stride + c0);
-                        for (j, wv) in wv.iter().enumerate() {
-                            let sum = _mm512_fmadd_ps(v, *wv, _mm512_loadu_ps(h.add(16 * j)));
+                        for j in 0..4 {
+                            let sum = _mm512_fmadd_ps(vl, wl[j], _mm512_loadu_ps(h.add(16 * j)));
+                            let sum = _mm512_fmadd_ps(vr, wr[j], sum);
                             _mm512_storeu_ps(h.add(16 * j), sum);
                         }
                     }
@@ -468,50 +513,46 @@ mod avx512 {
         }
     }
 
-    /// One input column at a time: its dW row stays in registers while the dout rows of
-    /// the images where that input is non-zero are added, scaled; two entries at a time
-    /// into two sets of accumulators, so the adds do not wait on each other. Columns
-    /// from `first_column`, whose dW rows are `dw`; `dout` rows padded as `part_rows`.
+    /// One pair at a time: its two dW rows stay in registers while the dout rows of the
+    /// images where either input is non-zero are added, scaled by each value (eight
+    /// accumulators: eight independent chains of adds). `dw` holds the dW rows of the
+    /// columns of `pairs`; `dout` rows padded as `part_rows`.
     #[target_feature(enable = "avx512f,popcnt")]
     pub(super) unsafe fn weight_grad(
         nz: &NonZeros,
         dout: &[f32],
         n: usize,
-        first_column: usize,
+        pairs: std::ops::Range<usize>,
         dw: &mut [f32],
     ) {
         let stride = n.next_multiple_of(TILE);
         assert!(nz.rows * stride <= dout.len());
-        for (c, dw_row) in (first_column..).zip(dw.chunks_exact_mut(n)) {
-            let (rows, values) = nz.column(c);
+        let first_column = 2 * pairs.start;
+        for p in pairs {
+            let (rows, left, right) = nz.pair(p);
             for c0 in (0..n).step_by(TILE) {
-                // SAFETY: r < nz.rows (listing invariant) and c0 + 64 <= stride, so the
-                // row's 64 lanes from c0 are inside `dout` (asserted to hold rows × stride).
-                let row = |r: u32| unsafe { dout.as_ptr().add(r as usize * stride + c0) };
                 let mut acc = [[_mm512_setzero_ps(); 4]; 2];
-                let (row_pairs, value_pairs) = (rows.chunks_exact(2), values.chunks_exact(2));
-                let last = (row_pairs.remainder(), value_pairs.remainder());
-                for (r, v) in row_pairs.zip(value_pairs) {
-                    let (d0, d1) = (row(r[0]), row(r[1]));
-                    let (v0, v1) = (_mm512_set1_ps(v[0]), _mm512_set1_ps(v[1]));
-                    let [even, odd] = &mut acc;
-                    for (j, (a0, a1)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
-                        // SAFETY: lanes 16j..16j + 16 of the rows above.
-                        unsafe {
-                            *a0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(d0.add(16 * j)), *a0);
-                            *a1 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(d1.add(16 * j)), *a1);
-                        }
-                    }
-                }
-                if let (&[r], &[v]) = last {
-                    let (d, v) = (row(r), _mm512_set1_ps(v));
-                    for (j, a) in acc[0].iter_mut().enumerate() {
+                for ((&r, &vl), &vr) in rows.iter().zip(left).zip(right) {
+                    // SAFETY: r < nz.rows (listing invariant) and c0 + 64 <= stride, so
+                    // the row's 64 lanes from c0 are inside `dout` (asserted to hold
+                    // rows × stride).
+                    let d = unsafe { dout.as_ptr().add(r as usize * stride + c0) };
+                    let (vl, vr) = (_mm512_set1_ps(vl), _mm512_set1_ps(vr));
+                    let [acc_left, acc_right] = &mut acc;
+                    for (j, (al, ar)) in acc_left.iter_mut().zip(acc_right).enumerate() {
                         // SAFETY: lanes 16j..16j + 16 of the row above.
-                        *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(d.add(16 * j)) }, *a);
+                        let dj = unsafe { _mm512_loadu_ps(d.add(16 * j)) };
+                        *al = _mm512_fmadd_ps(vl, dj, *al);
+                        *ar = _mm512_fmadd_ps(vr, dj, *ar);
                     }
                 }
-                let sum = std::array::from_fn(|j| _mm512_add_ps(acc[0][j], acc[1][j]));
-                store_tile(&sum, &mut dw_row[c0..]);
+                for (side, acc) in acc.iter().enumerate() {
+                    let c = 2 * p + side;
+                    if c < nz.k {
+                        let at = (c - first_column) * n + c0;
+                        store_tile(acc, &mut dw[at..at + (n - c0).min(TILE)]);
+                    }
+                }
             }
         }
     }
@@ -656,8 +697,8 @@ mod tests {
             let row_refs: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
             assert_eq!(from_bytes.list_bytes(&row_refs, k), from_floats.list(&x, k));
             assert_eq!(from_bytes.count, from_floats.count);
-            for c in 0..k {
-                assert_eq!(from_bytes.column(c), from_floats.column(c), "column {c}");
+            for p in 0..k.div_ceil(2) {
+                assert_eq!(from_bytes.pair(p), from_floats.pair(p), "pair {p}");
             }
             let w = random_matrix((k, n), &mut rng);
             let b = random_matrix((1, n), &mut rng);
