@@ -15,6 +15,13 @@ generated images as raw little-endian float32 (10000 x 1 x 28 x 28, values in [-
     --every-epoch write the samples after every epoch (OUT with "-epochN"), not only at the end
     --pack M      PacGAN (Lin et al. 2018): the discriminator judges M images at once,
                   stacked as channels, all real or all generated (1 = plain DCGAN)
+    --mbstd G     minibatch standard deviation (Karras et al. 2018): before its dense layer
+                  the discriminator sees one more channel, the mean over features of the
+                  standard deviation across groups of G of its inputs (0 = off)
+    --real-target T  one-sided label smoothing: the discriminator's target for real images
+    --fm L        feature matching (Salimans et al. 2016) added to the generator's loss with
+                  weight L: squared distance between the batch means of the discriminator's
+                  last hidden features on real and on generated images
 """
 import argparse
 import gzip
@@ -38,6 +45,23 @@ def write_samples(g, out):
     torch.set_rng_state(rng)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one channel: the mean over (C, H, W) of the standard deviation of each
+    feature across groups of `group` samples (each sample gets its group's value)."""
+
+    def __init__(self, group):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        y = x.reshape(g, n // g, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n/g)
+        y = y.reshape(1, n // g, 1, 1, 1).expand(g, n // g, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("path", nargs="?", default="../shared/data/mnist")
@@ -46,6 +70,9 @@ def main():
     parser.add_argument("--ema", type=float)
     parser.add_argument("--every-epoch", action="store_true")
     parser.add_argument("--pack", type=int, default=1)
+    parser.add_argument("--mbstd", type=int, default=0)
+    parser.add_argument("--real-target", type=float, default=1.0)
+    parser.add_argument("--fm", type=float, default=0.0)
     args = parser.parse_args()
     path, epochs, out = args.path, args.epochs, args.out
     stem, dot, ext = out.rpartition(".")
@@ -58,10 +85,11 @@ def main():
         nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
         nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
     )
+    extra = [MinibatchStd(args.mbstd)] if args.mbstd else []
     d = nn.Sequential(
         nn.Conv2d(args.pack, 64, 4, 2, 1), nn.LeakyReLU(0.2),
         nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
+        *extra, nn.Flatten(), nn.Linear((128 + len(extra)) * 7 * 7, 1),
     )
     print(f"pytorch {torch.__version__} ({torch.get_num_threads()} threads): generator "
           f"{sum(p.numel() for p in g.parameters())} parameters, discriminator "
@@ -79,18 +107,26 @@ def main():
     def judge(images):
         return d(images.reshape(-1, pack, 28, 28))
 
+    def features(images):
+        return d[:-1](images.reshape(-1, pack, 28, 28)).mean(dim=0)
+
     for epoch in range(1, epochs + 1):
         order = torch.randperm(x.shape[0])
         start = time.perf_counter()
         for it in range(x.shape[0] // half):
             real = x[order[it * half:(it + 1) * half]]
             fake = g(torch.randn(half, 100)).detach()
-            loss_d = (bce(judge(real), torch.ones(half // pack, 1))
+            loss_d = (bce(judge(real), torch.full((half // pack, 1), args.real_target))
                       + bce(judge(fake), torch.zeros(half // pack, 1))) / 2
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
-            loss_g = bce(judge(g(torch.randn(2 * half, 100))), torch.ones(2 * half // pack, 1))
+            generated = g(torch.randn(2 * half, 100))
+            loss_g = bce(judge(generated), torch.ones(2 * half // pack, 1))
+            if args.fm:
+                with torch.no_grad():
+                    target = features(real)
+                loss_g = loss_g + args.fm * (features(generated) - target).pow(2).sum()
             opt_g.zero_grad()
             loss_g.backward()  # D's gradients are computed but only G is stepped
             opt_g.step()
