@@ -60,6 +60,9 @@ pub struct DcganArgs {
     /// Images the discriminator judges together (PacGAN; 1 = the plain DCGAN).
     #[arg(long)]
     pack: Option<usize>,
+    /// The discriminator's target for real images (one-sided label smoothing; 1 = none).
+    #[arg(long)]
+    real_target: Option<f32>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -125,6 +128,13 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
     cfg.pack = args.pack.unwrap_or(cfg.pack);
+    cfg.real_target = args.real_target.unwrap_or(cfg.real_target);
+    if !(0.5..=1.0).contains(&cfg.real_target) {
+        bail!(
+            "real_target = {} must lie in [0.5, 1]: the discriminator's target for real images",
+            cfg.real_target
+        );
+    }
     if cfg.batch_size < 2 || cfg.latent == 0 {
         bail!("--batch-size must be at least 2 and --latent at least 1");
     }
@@ -204,7 +214,8 @@ pub fn run(args: DcganArgs) -> Result<()> {
     }
     println!(
         "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
-         batch {}, Adam lr {} β₁ {}, D judges packs of {}, {} iterations per epoch -> {}",
+         batch {}, Adam lr {} β₁ {}, D judges packs of {} (real target {}), {} iterations \
+         per epoch -> {}",
         args.dataset,
         image[0],
         image[1],
@@ -215,6 +226,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         cfg.lr,
         cfg.beta1,
         cfg.pack,
+        cfg.real_target,
         iterations,
         out.display()
     );
@@ -276,8 +288,9 @@ pub fn run(args: DcganArgs) -> Result<()> {
             let fake_logits = discriminator.forward(fake);
             let d_real = mean_probability(real_logits.clone().detach());
             let d_fake = mean_probability(fake_logits.clone().detach());
-            let loss_d =
-                (bce_with_logits(real_logits, true) + bce_with_logits(fake_logits, false)) / 2.0;
+            let loss_d = (bce_with_logits(real_logits, cfg.real_target)
+                + bce_with_logits(fake_logits, 0.0))
+                / 2.0;
             let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
             let loss_d = loss_d.into_scalar::<f32>();
             discriminator = opt_d.step(cfg.lr, discriminator, grads);
@@ -286,7 +299,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
             // so D does not change in this step. Loss −log D(G(z)).
             z_seed = z_seed.wrapping_add(1);
             let z = noise(cfg.batch_size, cfg.latent, z_seed, &device);
-            let loss_g = bce_with_logits(discriminator.forward(generator.forward(z)), true);
+            let loss_g = bce_with_logits(discriminator.forward(generator.forward(z)), 1.0);
             let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
             let loss_g = loss_g.into_scalar::<f32>();
             generator = opt_g.step(cfg.lr, generator, grads);
@@ -638,4 +651,15 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         card.dataset
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_file_holds_the_documented_defaults() {
+        let from_file: GanConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(from_file, GanConfig::default());
+    }
 }
