@@ -132,7 +132,10 @@ impl Network {
             Some(y) => self.gradient_from_first(None, y, labels),
             None => {
                 let k = rows.first().map_or(0, |r| r.len());
-                let x = Array2::from_shape_fn((rows.len(), k), |(i, j)| to_unit(rows[i][j]));
+                let mut x = Array2::zeros((rows.len(), k));
+                for (mut dst, src) in x.rows_mut().into_iter().zip(rows) {
+                    dst.iter_mut().zip(*src).for_each(|(d, &b)| *d = to_unit(b));
+                }
                 self.gradient(&x, labels)
             }
         }

@@ -84,9 +84,6 @@ pub fn train(
     let mut epochs = Vec::new();
     let base_lr = optimizer.lr_mut().map(|lr| *lr);
     let shape = train.input_shape();
-    // The first layer lists the minibatch straight from the training set's bytes, unless
-    // augmentation changes the batch first.
-    let as_bytes = options.shift == 0 && net.reads_bytes();
     for e in 0..options.epochs {
         let epoch = options.first_epoch + e + 1;
         // Exponential decay per epoch, counted from the first epoch of the first run, so
@@ -109,6 +106,10 @@ pub fn train(
             epoch,
             options.first_epoch + options.epochs,
         );
+        // The first layer lists the minibatch straight from the training set's bytes,
+        // unless augmentation changes the batch first (asked each epoch: the layer stops
+        // taking bytes once it has seen them too dense for its kernels).
+        let as_bytes = options.shift == 0 && net.reads_bytes();
         let start = Instant::now();
         let mut loss_sum = 0.0f64;
         let flow = for_each_batch(

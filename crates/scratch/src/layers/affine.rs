@@ -20,6 +20,9 @@ pub struct Affine {
     nonzeros: sparse_input::NonZeros,
     /// The last forward pass took the sparse kernel, so backward does too.
     took_sparse: bool,
+    /// A batch given as bytes was too dense for the sparse kernels (CIFAR-10): later
+    /// batches come as floats, which the training loop copies on two threads.
+    dense_bytes_seen: bool,
 }
 
 impl Affine {
@@ -33,6 +36,7 @@ impl Affine {
             sparse_input: false,
             nonzeros: Default::default(),
             took_sparse: false,
+            dense_bytes_seen: false,
         }
     }
 
@@ -77,7 +81,7 @@ impl Layer for Affine {
     }
 
     fn reads_bytes(&self) -> bool {
-        self.sparse_input && sparse_input::available()
+        self.sparse_input && sparse_input::available() && !self.dense_bytes_seen
     }
 
     fn forward_bytes(&mut self, rows: &[&[u8]], _mode: Mode) -> Option<Array2<f32>> {
@@ -87,6 +91,7 @@ impl Layer for Affine {
         }
         let (w, b) = (self.w.as_slice()?, self.b.as_slice()?);
         if self.nonzeros.list_bytes(rows, self.w.nrows()) > sparse_input::MAX_DENSITY {
+            self.dense_bytes_seen = true;
             return None;
         }
         let mut out = Array2::zeros((rows.len(), self.w.ncols()));
@@ -205,5 +210,22 @@ mod tests {
         let mut rng3 = rand::rngs::StdRng::seed_from_u64(3);
         crate::gradcheck::check_param_grads_at(&mut layer, &x, &mut rng3);
         assert_eq!(layer.took_sparse, sparse_input::available());
+    }
+
+    #[test]
+    fn dense_bytes_are_declined_for_good() {
+        let mut layer =
+            crate::init::affine(8, 3, crate::init::Init::Std(0.5), 1).with_sparse_input();
+        if !layer.reads_bytes() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let sparse_rows = [[0u8, 0, 9, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 200, 0, 0]];
+        let rows: Vec<&[u8]> = sparse_rows.iter().map(|r| r.as_slice()).collect();
+        assert!(layer.forward_bytes(&rows, Mode::Train).is_some());
+        let dense_rows = [[1u8; 8], [2; 8]];
+        let rows: Vec<&[u8]> = dense_rows.iter().map(|r| r.as_slice()).collect();
+        assert!(layer.forward_bytes(&rows, Mode::Train).is_none());
+        assert!(!layer.reads_bytes(), "later batches should come as floats");
     }
 }
