@@ -19,6 +19,8 @@ generated images as raw little-endian float32 (10000 x 1 x 28 x 28, values in [-
                   the discriminator sees one more channel, the mean over features of the
                   standard deviation across groups of G of its inputs (0 = off)
     --real-target T  one-sided label smoothing: the discriminator's target for real images
+    --refine C    the generator's last upsampling makes C channels (BatchNorm, ReLU) and a
+                  3x3 stride-1 transposed convolution maps them to the image (0 = off)
     --fm L        feature matching (Salimans et al. 2016) added to the generator's loss with
                   weight L: squared distance between the batch means of the discriminator's
                   last hidden features on real and on generated images
@@ -73,6 +75,7 @@ def main():
     parser.add_argument("--mbstd", type=int, default=0)
     parser.add_argument("--real-target", type=float, default=1.0)
     parser.add_argument("--fm", type=float, default=0.0)
+    parser.add_argument("--refine", type=int, default=0)
     args = parser.parse_args()
     path, epochs, out = args.path, args.epochs, args.out
     stem, dot, ext = out.rpartition(".")
@@ -80,10 +83,15 @@ def main():
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
     torch.manual_seed(42)
+    if args.refine:
+        last = [nn.ConvTranspose2d(64, args.refine, 4, 2, 1), nn.BatchNorm2d(args.refine), nn.ReLU(),
+                nn.ConvTranspose2d(args.refine, 1, 3, 1, 1), nn.Tanh()]
+    else:
+        last = [nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh()]
     g = nn.Sequential(
         nn.Linear(100, 128 * 7 * 7), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(),
         nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
+        *last,
     )
     extra = [MinibatchStd(args.mbstd)] if args.mbstd else []
     d = nn.Sequential(

@@ -47,6 +47,11 @@ pub struct GanConfig {
     /// keep target 0, and the generator's own step target 1. 0.9 was measured and did
     /// not change the mix of digits (docs/BENCHMARKS.md), so the default is 1.
     pub real_target: f32,
+    /// Channels of a last generator stage at full size (0: none). With it, the second
+    /// transposed convolution makes this many channels (BatchNorm, ReLU) and a 3×3
+    /// stride-1 transposed convolution maps them to the image, so strokes are drawn at
+    /// full resolution rather than straight out of the 4×4 upsampling.
+    pub refine: usize,
 }
 
 impl Default for GanConfig {
@@ -60,6 +65,7 @@ impl Default for GanConfig {
             seed: 42,
             pack: 2,
             real_target: 1.0,
+            refine: 32,
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct GeneratorCard {
     /// The discriminator's pack size (see [`GanConfig::pack`]); 1 in older cards.
     #[serde(default = "one")]
     pub pack: usize,
+    /// The generator's full-size stage (see [`GanConfig::refine`]); 0 in older cards.
+    #[serde(default)]
+    pub refine: usize,
 }
 
 fn one() -> usize {
@@ -90,6 +99,8 @@ pub struct Generator {
     up1: ConvTranspose2d,
     bn1: BatchNorm,
     up2: ConvTranspose2d,
+    /// With [`GanConfig::refine`]: BatchNorm after `up2`, and the 3×3 stage to the image.
+    refine: Option<(BatchNorm, ConvTranspose2d)>,
     /// 128 × (H/4) × (W/4), the shape `project`'s output is viewed as.
     #[module(skip)]
     start: [usize; 3],
@@ -140,7 +151,8 @@ pub fn check_image_size(image: [usize; 3]) -> Result<()> {
 }
 
 impl Generator {
-    pub fn new(latent: usize, image: [usize; 3], device: &Device) -> Self {
+    /// `refine`: channels of the full-size stage, 0 for none (see [`GanConfig::refine`]).
+    pub fn new(latent: usize, image: [usize; 3], refine: usize, device: &Device) -> Self {
         let [c, h, w] = image;
         let start = [128, h / 4, w / 4];
         Self {
@@ -148,7 +160,13 @@ impl Generator {
             bn0: BatchNormConfig::new(128).init(device),
             up1: upsample([128, 64], device),
             bn1: BatchNormConfig::new(64).init(device),
-            up2: upsample([64, c], device),
+            up2: upsample([64, if refine > 0 { refine } else { c }], device),
+            refine: (refine > 0).then(|| {
+                let to_image = ConvTranspose2dConfig::new([refine, c], [3, 3])
+                    .with_padding([1, 1])
+                    .init(device);
+                (BatchNormConfig::new(refine).init(device), to_image)
+            }),
             start,
         }
     }
@@ -160,7 +178,11 @@ impl Generator {
         let x = self.project.forward(z).reshape([n, c, h, w]);
         let x = relu(self.bn0.forward(x));
         let x = relu(self.bn1.forward(conv_transpose2d(&self.up1, x)));
-        conv_transpose2d(&self.up2, x).tanh()
+        let x = conv_transpose2d(&self.up2, x);
+        match &self.refine {
+            Some((bn, to_image)) => conv_transpose2d(to_image, relu(bn.forward(x))).tanh(),
+            None => x.tanh(),
+        }
     }
 }
 
@@ -290,7 +312,10 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
     })?;
     let card: GeneratorCard = toml::from_str(&text)
         .with_context(|| format!("{}: not a generator card", card_file.display()))?;
-    let generator = load_weights(path, Generator::new(card.latent, card.image, device))?;
+    let generator = load_weights(
+        path,
+        Generator::new(card.latent, card.image, card.refine, device),
+    )?;
     Ok((generator, card))
 }
 
@@ -314,7 +339,7 @@ mod tests {
     #[test]
     fn shapes_and_parameter_counts_match_the_issue() {
         let d = flex();
-        let g = Generator::new(100, [1, 28, 28], &d);
+        let g = Generator::new(100, [1, 28, 28], 0, &d);
         let out = g.forward(noise(3, 100, 1, &d));
         assert_eq!(out.dims(), [3, 1, 28, 28]);
         let values = out.into_data().try_to_vec::<f32>().unwrap();
@@ -335,7 +360,7 @@ mod tests {
             "{}",
             disc.num_params()
         );
-        let rgb = Generator::new(16, [3, 32, 32], &d).forward(noise(1, 16, 2, &d));
+        let rgb = Generator::new(16, [3, 32, 32], 0, &d).forward(noise(1, 16, 2, &d));
         assert_eq!(rgb.dims(), [1, 3, 32, 32]);
         assert!(check_image_size([1, 30, 30]).is_err());
     }
@@ -344,7 +369,7 @@ mod tests {
     fn a_packed_discriminator_judges_consecutive_images_together() {
         let d = flex();
         let disc = Discriminator::new([1, 8, 8], 2, &d);
-        let images = |seed: u64| Generator::new(4, [1, 8, 8], &d).forward(noise(4, 4, seed, &d));
+        let images = |seed: u64| Generator::new(4, [1, 8, 8], 0, &d).forward(noise(4, 4, seed, &d));
         let (x, y) = (images(1), images(2));
         let logits = |x: Tensor<4>| disc.forward(x).into_data().try_to_vec::<f32>().unwrap();
         let first = logits(x.clone());
@@ -380,10 +405,24 @@ mod tests {
     }
 
     #[test]
+    fn the_full_size_stage_keeps_the_image_shape() {
+        let d = flex();
+        let plain = Generator::new(100, [1, 28, 28], 0, &d);
+        let refined = Generator::new(100, [1, 28, 28], 32, &d);
+        let out = refined.forward(noise(3, 100, 1, &d));
+        assert_eq!(out.dims(), [3, 1, 28, 28]);
+        // up2 makes 32 channels instead of 1 (31 more filters of 64·4·4, 31 biases), a
+        // BatchNorm of 32 (γ, β and, as burn counts them, the running mean and variance),
+        // and the 3×3 stage to the image (32·9 weights + 1 bias).
+        let extra = 31 * 64 * 16 + 31 + 4 * 32 + 32 * 9 + 1;
+        assert_eq!(refined.num_params(), plain.num_params() + extra);
+    }
+
+    #[test]
     fn generator_files_round_trip() {
         let d = flex();
         let dir = tempfile::tempdir().unwrap();
-        let g = Generator::new(8, [1, 8, 8], &d);
+        let g = Generator::new(8, [1, 8, 8], 3, &d);
         let disc = Discriminator::new([1, 8, 8], 1, &d);
         let card = GeneratorCard {
             latent: 8,
@@ -391,6 +430,7 @@ mod tests {
             dataset: "mnist".into(),
             epochs: 2,
             pack: 1,
+            refine: 3,
         };
         save_pair(dir.path(), &g, &disc, &card).unwrap();
         let (loaded, back) = load_generator(&dir.path().join("generator.bpk"), &d).unwrap();

@@ -63,6 +63,9 @@ pub struct DcganArgs {
     /// The discriminator's target for real images (one-sided label smoothing; 1 = none).
     #[arg(long)]
     real_target: Option<f32>,
+    /// Channels of the generator's full-size stage (0 = none; see configs/dcgan.toml).
+    #[arg(long)]
+    refine: Option<usize>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -129,6 +132,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.seed = args.seed.unwrap_or(cfg.seed);
     cfg.pack = args.pack.unwrap_or(cfg.pack);
     cfg.real_target = args.real_target.unwrap_or(cfg.real_target);
+    cfg.refine = args.refine.unwrap_or(cfg.refine);
     if !(0.5..=1.0).contains(&cfg.real_target) {
         bail!(
             "real_target = {} must lie in [0.5, 1]: the discriminator's target for real images",
@@ -187,6 +191,16 @@ pub fn run(args: DcganArgs) -> Result<()> {
                 card.pack
             );
         }
+        if card.refine != cfg.refine {
+            bail!(
+                "{}: trained with refine = {}, not {} (the generator's layers differ): \
+                 pass --refine {} to continue it",
+                g_path.display(),
+                card.refine,
+                cfg.refine,
+                card.refine
+            );
+        }
         if card.image != image || card.latent != cfg.latent {
             bail!(
                 "{}: made for {:?} images from z of {}, not {:?} from {}",
@@ -201,7 +215,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         (g, d, card.epochs)
     } else {
         (
-            Generator::new(cfg.latent, image, &device),
+            Generator::new(cfg.latent, image, cfg.refine, &device),
             Discriminator::new(image, cfg.pack, &device),
             0,
         )
@@ -214,14 +228,15 @@ pub fn run(args: DcganArgs) -> Result<()> {
     }
     println!(
         "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
-         batch {}, Adam lr {} β₁ {}, D judges packs of {} (real target {}), {} iterations \
-         per epoch -> {}",
+         full-size stage {} channels; batch {}, Adam lr {} β₁ {}, D judges packs of {} (real \
+         target {}), {} iterations per epoch -> {}",
         args.dataset,
         image[0],
         image[1],
         image[2],
         generator.num_params(),
         discriminator.num_params(),
+        cfg.refine,
         cfg.batch_size,
         cfg.lr,
         cfg.beta1,
@@ -363,6 +378,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
             dataset: data_set.to_string(),
             epochs: epoch,
             pack: cfg.pack,
+            refine: cfg.refine,
         };
         gan::save_pair(&out, &generator, &discriminator, &card)?;
         write_atomic(&history_path, history.as_bytes())?;
