@@ -1,8 +1,10 @@
 //! Exercise B3: a DCGAN (Radford et al. 2015) as the course's Algorithm 1 trains it.
 //!
 //! Generator: z ~ N(0, I) → dense to 128 × (H/4) × (W/4) → BatchNorm → ReLU → transposed
-//! convolution 4×4 stride 2 to 64 channels → BatchNorm → ReLU → transposed convolution to
-//! the image's channels → tanh. Discriminator: strided 4×4 convolutions (no pooling),
+//! convolution 4×4 stride 2 to 64 channels → BatchNorm → ReLU → transposed convolution
+//! 4×4 stride 2 to full size, with `refine` channels → BatchNorm → ReLU → transposed
+//! convolution 3×3 to the image's channels (or, with `refine` 0, the 4×4 one straight to
+//! the image's channels) → tanh. Discriminator: strided 4×4 convolutions (no pooling),
 //! LeakyReLU 0.2, BatchNorm on all but the input layer, one logit.
 //!
 //! One iteration: a discriminator step on B/2 real and B/2 generated images (targets 1
