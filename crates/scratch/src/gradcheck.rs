@@ -19,6 +19,22 @@ pub fn random_matrix(shape: (usize, usize), rng: &mut StdRng) -> Array2<f32> {
     Array2::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
 }
 
+/// `rows` rows of `len` random bytes, each 0 with probability `zeros` (like MNIST's
+/// background), for tests of the byte-reading paths.
+pub fn sparse_byte_rows(rows: usize, len: usize, zeros: f64, rng: &mut StdRng) -> Vec<Vec<u8>> {
+    use rand::Rng;
+    let mut byte = || {
+        if rng.random_bool(zeros) {
+            0
+        } else {
+            rng.random()
+        }
+    };
+    (0..rows)
+        .map(|_| (0..len).map(|_| byte()).collect())
+        .collect()
+}
+
 fn weighted_sum(y: &Array2<f32>, r: &Array2<f32>) -> f64 {
     y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }

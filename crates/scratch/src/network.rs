@@ -378,21 +378,8 @@ mod tests {
 
     #[test]
     fn byte_batches_give_the_gradients_of_their_floats() {
-        use rand::Rng;
         let mut rng = StdRng::seed_from_u64(4);
-        let bytes: Vec<Vec<u8>> = (0..9)
-            .map(|_| {
-                (0..784)
-                    .map(|_| {
-                        if rng.random_bool(0.8) {
-                            0
-                        } else {
-                            rng.random()
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let bytes = crate::gradcheck::sparse_byte_rows(9, 784, 0.8, &mut rng);
         let rows: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
         let x = Array2::from_shape_fn((9, 784), |(i, j)| to_unit(bytes[i][j]));
         let labels = [3, 1, 4, 1, 5, 9, 2, 6, 5];

@@ -181,25 +181,28 @@ pub fn run(args: DcganArgs) -> Result<()> {
     device.seed(cfg.seed);
     let (mut generator, mut discriminator, done) = if args.resume {
         let (g, card) = gan::load_generator(&g_path, &device)?;
-        if card.pack != cfg.pack {
-            bail!(
-                "{}: trained with pack = {}, not {} (the discriminator's input differs): \
-                 pass --pack {} to continue it",
-                g_path.display(),
+        // Settings that shape the networks: a resumed run must keep them.
+        for (name, trained, asked, why) in [
+            (
+                "pack",
                 card.pack,
                 cfg.pack,
-                card.pack
-            );
-        }
-        if card.refine != cfg.refine {
-            bail!(
-                "{}: trained with refine = {}, not {} (the generator's layers differ): \
-                 pass --refine {} to continue it",
-                g_path.display(),
+                "the discriminator's input differs",
+            ),
+            (
+                "refine",
                 card.refine,
                 cfg.refine,
-                card.refine
-            );
+                "the generator's layers differ",
+            ),
+        ] {
+            if trained != asked {
+                bail!(
+                    "{}: trained with {name} = {trained}, not {asked} ({why}): \
+                     pass --{name} {trained} to continue it",
+                    g_path.display()
+                );
+            }
         }
         if card.image != image || card.latent != cfg.latent {
             bail!(

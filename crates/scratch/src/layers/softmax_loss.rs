@@ -19,24 +19,20 @@ pub fn softmax_rows(x: &Array2<f32>) -> Array2<f32> {
 fn softmax_in_place(y: &mut Array2<f32>) -> Vec<(f32, f32)> {
     let classes = y.ncols().max(1);
     let entries = y.as_slice_mut().expect("standard layout");
-    let maxes: Vec<f32> = entries
+    let mut stats: Vec<(f32, f32)> = entries
         .chunks_exact_mut(classes)
         .map(|row| {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             row.iter_mut().for_each(|v| *v -= max);
-            max
+            (max, 0.0)
         })
         .collect();
     exp_in_place(entries);
-    entries
-        .chunks_exact_mut(classes)
-        .zip(maxes)
-        .map(|(row, max)| {
-            let sum: f32 = row.iter().sum();
-            row.iter_mut().for_each(|v| *v /= sum);
-            (max, sum)
-        })
-        .collect()
+    for (row, (_, sum)) in entries.chunks_exact_mut(classes).zip(&mut stats) {
+        *sum = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= *sum);
+    }
+    stats
 }
 
 /// e^v for every v ≤ 0 (softmax's shifted logits), within 2 ulp of the exact value; the

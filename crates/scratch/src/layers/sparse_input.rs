@@ -74,8 +74,6 @@ pub struct NonZeros {
     /// `p·capacity .. p·capacity + count[p]` of `row`, `left` and `right`.
     capacity: usize,
     count: Vec<usize>,
-    /// Non-zero inputs (not entries) of the batch last listed.
-    nonzeros: usize,
     /// Where the products cut the pairs between the two parts (see `pairs`).
     balanced_cut: usize,
     row: Vec<u32>,
@@ -162,12 +160,12 @@ impl NonZeros {
             let mut lists = parts[part].lock().expect("each part locks its lists once");
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F is present (asserted above); each part's slices hold its
-            // columns' room, sized above.
+            // pairs' room, sized above.
             unsafe {
                 avx512::list_pairs(&mut lists, source, k, rows, capacity)
             };
         });
-        self.nonzeros = parts
+        let nonzeros: usize = parts
             .iter()
             .map(|p| p.lock().expect("listed").nonzeros)
             .sum();
@@ -184,7 +182,7 @@ impl NonZeros {
                 })
                 .count(),
         };
-        self.nonzeros as f32 / (rows * k).max(1) as f32
+        nonzeros as f32 / (rows * k).max(1) as f32
     }
 
     /// Pair p's rows and the two columns' values. Every listed row is < `rows`: the
@@ -676,19 +674,7 @@ mod tests {
         let (mut from_floats, mut from_bytes) = (NonZeros::default(), NonZeros::default());
         // Row lengths below, at and across 16; row counts below and across 16.
         for (rows, k, n) in [(3, 5, 7), (17, 16, 50), (33, 100, 64), (100, 784, 50)] {
-            let bytes: Vec<Vec<u8>> = (0..rows)
-                .map(|_| {
-                    (0..k)
-                        .map(|_| {
-                            if rng.random_bool(0.7) {
-                                0
-                            } else {
-                                rng.random()
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
+            let bytes = crate::gradcheck::sparse_byte_rows(rows, k, 0.7, &mut rng);
             let x: Vec<f32> = bytes
                 .iter()
                 .flatten()
