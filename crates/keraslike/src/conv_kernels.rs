@@ -59,12 +59,22 @@ fn source(o: usize, stride: usize, tap: usize, padding: usize, size: usize) -> O
         .filter(|&i| i < size)
 }
 
-/// The output range `lo..hi` whose sources along one axis lie inside the input, for a
-/// stride of 1.
+/// The output range `lo..hi` whose sources along one axis (`o·stride + tap − padding`)
+/// lie inside the input; outputs outside it read the padding.
 #[inline]
-fn valid_range(out: usize, tap: usize, padding: usize, size: usize) -> (usize, usize) {
-    let lo = padding.saturating_sub(tap).min(out);
-    let hi = (size + padding).saturating_sub(tap).min(out).max(lo);
+fn valid_range(
+    out: usize,
+    stride: usize,
+    tap: usize,
+    padding: usize,
+    size: usize,
+) -> (usize, usize) {
+    let lo = padding.saturating_sub(tap).div_ceil(stride).min(out);
+    let hi = (size + padding)
+        .saturating_sub(tap)
+        .div_ceil(stride)
+        .min(out)
+        .max(lo);
     (lo, hi)
 }
 
@@ -98,14 +108,19 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
             return;
         };
         let line = &x[base..base + width];
+        let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        if lo == hi {
+            return;
+        }
+        // Output lo reads input lo·sw + j − pw, and each next one sw further on.
+        let first = lo * sw + j - pw;
         if sw == 1 {
-            let (lo, hi) = valid_range(ow_n, j, pw, width);
-            out[..lo].fill(0.0);
-            out[hi..].fill(0.0);
-            out[lo..hi].copy_from_slice(&line[lo + j - pw..hi + j - pw]);
+            out[lo..hi].copy_from_slice(&line[first..first + hi - lo]);
         } else {
-            for (ow, o) in out.iter_mut().enumerate() {
-                *o = source(ow, sw, j, pw, width).map_or(0.0, |iw| line[iw]);
+            for (o, v) in out[lo..hi].iter_mut().zip(line[first..].iter().step_by(sw)) {
+                *o = *v;
             }
         }
     });
@@ -120,18 +135,13 @@ pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
         let Some((base, j)) = start else { return };
         let from = &cols[row * pixels + oh * ow_n..][..ow_n];
         let line = &mut dx[base..base + width];
-        if sw == 1 {
-            let (lo, hi) = valid_range(ow_n, j, pw, width);
-            let target = &mut line[lo + j - pw..hi + j - pw];
-            for (t, f) in target.iter_mut().zip(&from[lo..hi]) {
-                *t += f;
-            }
-        } else {
-            for (ow, f) in from.iter().enumerate() {
-                if let Some(iw) = source(ow, sw, j, pw, width) {
-                    line[iw] += f;
-                }
-            }
+        let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
+        if lo == hi {
+            return;
+        }
+        let first = lo * sw + j - pw;
+        for (t, f) in line[first..].iter_mut().step_by(sw).zip(&from[lo..hi]) {
+            *t += f;
         }
     });
 }
@@ -338,7 +348,9 @@ mod tests {
         y
     }
 
-    /// Same 3×3 stride 1, 'same' 4×4 stride 2 (the DCGAN's), valid 2×3 stride (2, 1).
+    /// Same 3×3 stride 1, 'same' 4×4 stride 2 (the DCGAN's), valid 2×3 stride (2, 1), and
+    /// a 5×5 kernel over a smaller padded input with strides (2, 3), where some taps
+    /// read only padding.
     fn geometries() -> Vec<Geometry> {
         let g = |input: [usize; 2], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]| {
             let out =
@@ -358,6 +370,7 @@ mod tests {
             g([5, 6], [3, 3], [1, 1], [1, 1]),
             g([8, 8], [4, 4], [2, 2], [1, 1]),
             g([7, 5], [2, 3], [2, 1], [0, 0]),
+            g([3, 4], [5, 5], [2, 3], [2, 2]),
         ]
     }
 
