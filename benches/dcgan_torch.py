@@ -21,6 +21,10 @@ generated images as raw little-endian float32 (10000 x 1 x 28 x 28, values in [-
     --real-target T  one-sided label smoothing: the discriminator's target for real images
     --refine C    the generator's last upsampling makes C channels (BatchNorm, ReLU) and a
                   3x3 stride-1 transposed convolution maps them to the image (0 = off)
+    --log-every N print the losses (and the feature-matching distance) every N iterations
+    --dropout P   dropout after each of the discriminator's LeakyReLUs (as in TensorFlow's
+                  DCGAN tutorial; 0 = none)
+    --threads T   torch threads (0 = torch's default)
     --fm L        feature matching (Salimans et al. 2016) added to the generator's loss with
                   weight L: squared distance between the batch means of the discriminator's
                   last hidden features on real and on generated images
@@ -76,12 +80,17 @@ def main():
     parser.add_argument("--real-target", type=float, default=1.0)
     parser.add_argument("--fm", type=float, default=0.0)
     parser.add_argument("--refine", type=int, default=0)
+    parser.add_argument("--log-every", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     path, epochs, out = args.path, args.epochs, args.out
     stem, dot, ext = out.rpartition(".")
     with gzip.open(f"{path}/train-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(42)
     if args.refine:
         last = [nn.ConvTranspose2d(64, args.refine, 4, 2, 1), nn.BatchNorm2d(args.refine), nn.ReLU(),
@@ -94,9 +103,10 @@ def main():
         *last,
     )
     extra = [MinibatchStd(args.mbstd)] if args.mbstd else []
+    drop = [nn.Dropout(args.dropout)] if args.dropout else []
     d = nn.Sequential(
-        nn.Conv2d(args.pack, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Conv2d(args.pack, 64, 4, 2, 1), nn.LeakyReLU(0.2), *drop,
+        nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2), *drop,
         *extra, nn.Flatten(), nn.Linear((128 + len(extra)) * 7 * 7, 1),
     )
     print(f"pytorch {torch.__version__} ({torch.get_num_threads()} threads): generator "
@@ -131,15 +141,21 @@ def main():
             opt_d.step()
             generated = g(torch.randn(2 * half, 100))
             loss_g = bce(judge(generated), torch.ones(2 * half // pack, 1))
+            distance = 0.0  # feature matching's, for the log
             if args.fm:
                 with torch.no_grad():
                     target = features(real)
-                loss_g = loss_g + args.fm * (features(generated) - target).pow(2).sum()
+                fm = (features(generated) - target).pow(2).sum()
+                distance = fm.item()
+                loss_g = loss_g + args.fm * fm
             opt_g.zero_grad()
             loss_g.backward()  # D's gradients are computed but only G is stepped
             opt_g.step()
             if ema is not None:
                 ema.update_parameters(g)
+            if args.log_every and (it + 1) % args.log_every == 0:
+                print(f"epoch {epoch} iteration {it + 1}: d_loss {loss_d.item():.4f} "
+                      f"g_loss {loss_g.item():.4f} feature distance {distance:.4f}", flush=True)
         print(f"epoch {epoch}/{epochs} - {time.perf_counter() - start:.1f}s - "
               f"d_loss: {loss_d.item():.4f} - g_loss: {loss_g.item():.4f}")
         if args.every_epoch or epoch == epochs:
