@@ -5,7 +5,8 @@
 //! 4×4 stride 2 to full size, with `refine` channels → BatchNorm → ReLU → transposed
 //! convolution 3×3 to the image's channels (or, with `refine` 0, the 4×4 one straight to
 //! the image's channels) → tanh. Discriminator: strided 4×4 convolutions (no pooling),
-//! LeakyReLU 0.2, BatchNorm on all but the input layer, one logit.
+//! LeakyReLU 0.2 (each followed by dropout while training, `dropout` > 0), BatchNorm on
+//! all but the input layer, one logit.
 //!
 //! One iteration: a discriminator step on B/2 real and B/2 generated images (targets 1
 //! and 0), then a generator step on B fresh z with target 1 through the discriminator,
@@ -17,7 +18,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use dataset::output::{write_atomic, write_png};
@@ -54,6 +57,10 @@ pub struct GanConfig {
     /// stride-1 transposed convolution maps them to the image, so strokes are drawn at
     /// full resolution rather than straight out of the 4×4 upsampling.
     pub refine: usize,
+    /// Dropout after each of the discriminator's LeakyReLUs (as in TensorFlow's DCGAN
+    /// tutorial; 0 = none). A discriminator that cannot lean on any single feature
+    /// judges the whole mix of digits more evenly.
+    pub dropout: f64,
 }
 
 impl Default for GanConfig {
@@ -68,6 +75,7 @@ impl Default for GanConfig {
             pack: 2,
             real_target: 1.0,
             refine: 32,
+            dropout: 0.3,
         }
     }
 }
@@ -114,6 +122,8 @@ pub struct Discriminator {
     conv2: Conv2d,
     bn2: BatchNorm,
     out: Linear,
+    /// After each LeakyReLU, in training only (see [`GanConfig::dropout`]).
+    dropout: Dropout,
     /// Images judged together (see [`GanConfig::pack`]).
     #[module(skip)]
     pack: usize,
@@ -189,14 +199,16 @@ impl Generator {
 }
 
 impl Discriminator {
-    /// Judges packs of `pack` images (1: each image alone).
-    pub fn new(image: [usize; 3], pack: usize, device: &Device) -> Self {
+    /// Judges packs of `pack` images (1: each image alone), with `dropout` after each
+    /// LeakyReLU while training.
+    pub fn new(image: [usize; 3], pack: usize, dropout: f64, device: &Device) -> Self {
         let [c, h, w] = image;
         Self {
             conv1: downsample([c * pack, 64], device),
             conv2: downsample([64, 128], device),
             bn2: BatchNormConfig::new(128).init(device),
             out: LinearConfig::new(128 * (h / 4) * (w / 4), 1).init(device),
+            dropout: DropoutConfig::new(dropout).init(),
             pack,
         }
     }
@@ -213,8 +225,11 @@ impl Discriminator {
         // Consecutive images side by side as channels (NCHW: a plain reshape).
         let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
-        let x = leaky_relu(conv2d(&self.conv1, x), 0.2);
+        let x = self
+            .dropout
+            .forward(leaky_relu(conv2d(&self.conv1, x), 0.2));
         let x = leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
+        let x = self.dropout.forward(x);
         self.out.forward(x.flatten(1, 3))
     }
 }
@@ -321,13 +336,15 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
     Ok((generator, card))
 }
 
+/// A discriminator file; `dropout` is a training setting, not stored in it.
 pub fn load_discriminator(
     path: &Path,
     image: [usize; 3],
     pack: usize,
+    dropout: f64,
     device: &Device,
 ) -> Result<Discriminator> {
-    load_weights(path, Discriminator::new(image, pack, device))
+    load_weights(path, Discriminator::new(image, pack, dropout, device))
 }
 
 #[cfg(test)]
@@ -346,7 +363,7 @@ mod tests {
         assert_eq!(out.dims(), [3, 1, 28, 28]);
         let values = out.into_data().try_to_vec::<f32>().unwrap();
         assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
-        let disc = Discriminator::new([1, 28, 28], 1, &d);
+        let disc = Discriminator::new([1, 28, 28], 1, 0.3, &d);
         assert_eq!(
             disc.forward(Tensor::zeros([2, 1, 28, 28], &d)).dims(),
             [2, 1]
@@ -370,7 +387,7 @@ mod tests {
     #[test]
     fn a_packed_discriminator_judges_consecutive_images_together() {
         let d = flex();
-        let disc = Discriminator::new([1, 8, 8], 2, &d);
+        let disc = Discriminator::new([1, 8, 8], 2, 0.0, &d);
         let images = |seed: u64| Generator::new(4, [1, 8, 8], 0, &d).forward(noise(4, 4, seed, &d));
         let (x, y) = (images(1), images(2));
         let logits = |x: Tensor<4>| disc.forward(x).into_data().try_to_vec::<f32>().unwrap();
@@ -381,6 +398,26 @@ mod tests {
         let second = logits(mixed);
         assert_eq!(first[0], second[0]);
         assert_ne!(first[1], second[1]);
+    }
+
+    #[test]
+    fn dropout_acts_in_training_only() {
+        let d = flex();
+        let ad = d.clone().autodiff();
+        let x = Generator::new(4, [1, 8, 8], 0, &d).forward(noise(4, 4, 5, &d));
+        let logits = |disc: &Discriminator, x: Tensor<4>| {
+            disc.forward(x).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let training = Discriminator::new([1, 8, 8], 1, 0.5, &ad);
+        let x_ad = x.clone().autodiff();
+        // Two training passes drop different features.
+        assert_ne!(logits(&training, x_ad.clone()), logits(&training, x_ad));
+        // For judging, no dropout: the same as a discriminator built without it.
+        let judging = training.valid();
+        let plain =
+            Discriminator::new([1, 8, 8], 1, 0.0, &d).load_record(judging.clone().into_record());
+        assert_eq!(logits(&judging, x.clone()), logits(&judging, x.clone()));
+        assert_eq!(logits(&judging, x.clone()), logits(&plain.valid(), x));
     }
 
     #[test]
@@ -425,7 +462,7 @@ mod tests {
         let d = flex();
         let dir = tempfile::tempdir().unwrap();
         let g = Generator::new(8, [1, 8, 8], 3, &d);
-        let disc = Discriminator::new([1, 8, 8], 1, &d);
+        let disc = Discriminator::new([1, 8, 8], 1, 0.3, &d);
         let card = GeneratorCard {
             latent: 8,
             image: [1, 8, 8],

@@ -66,6 +66,9 @@ pub struct DcganArgs {
     /// Channels of the generator's full-size stage (0 = none; see configs/dcgan.toml).
     #[arg(long)]
     refine: Option<usize>,
+    /// Dropout after each of the discriminator's LeakyReLUs (0 = none).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -133,6 +136,13 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.pack = args.pack.unwrap_or(cfg.pack);
     cfg.real_target = args.real_target.unwrap_or(cfg.real_target);
     cfg.refine = args.refine.unwrap_or(cfg.refine);
+    cfg.dropout = args.dropout.unwrap_or(cfg.dropout);
+    if !(0.0..1.0).contains(&cfg.dropout) {
+        bail!(
+            "dropout = {} must lie in [0, 1): the fraction of D's features dropped",
+            cfg.dropout
+        );
+    }
     if !(0.5..=1.0).contains(&cfg.real_target) {
         bail!(
             "real_target = {} must lie in [0.5, 1]: the discriminator's target for real images",
@@ -214,12 +224,18 @@ pub fn run(args: DcganArgs) -> Result<()> {
                 cfg.latent
             );
         }
-        let d = gan::load_discriminator(&out.join("discriminator.bpk"), image, cfg.pack, &device)?;
+        let d = gan::load_discriminator(
+            &out.join("discriminator.bpk"),
+            image,
+            cfg.pack,
+            cfg.dropout,
+            &device,
+        )?;
         (g, d, card.epochs)
     } else {
         (
             Generator::new(cfg.latent, image, cfg.refine, &device),
-            Discriminator::new(image, cfg.pack, &device),
+            Discriminator::new(image, cfg.pack, cfg.dropout, &device),
             0,
         )
     };
@@ -232,7 +248,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
     println!(
         "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
          full-size stage {} channels; batch {}, Adam lr {} β₁ {}, D judges packs of {} (real \
-         target {}), {} iterations per epoch -> {}",
+         target {}, dropout {}), {} iterations per epoch -> {}",
         args.dataset,
         image[0],
         image[1],
@@ -245,6 +261,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         cfg.beta1,
         cfg.pack,
         cfg.real_target,
+        cfg.dropout,
         iterations,
         out.display()
     );
