@@ -612,7 +612,7 @@ fn print_score(
         counts
             .iter()
             .enumerate()
-            .map(|(d, &c)| format!("{d}: {:.1}%", 100.0 * c as f64 / count as f64))
+            .map(|(d, &c)| format!("{d}: {:.2}%", 100.0 * c as f64 / count as f64))
             .collect::<Vec<_>>()
             .join(", ")
     );
