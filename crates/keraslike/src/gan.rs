@@ -225,9 +225,8 @@ impl Discriminator {
         // Consecutive images side by side as channels (NCHW: a plain reshape).
         let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
-        let x = self
-            .dropout
-            .forward(leaky_relu(conv2d(&self.conv1, x), 0.2));
+        let x = leaky_relu(conv2d(&self.conv1, x), 0.2);
+        let x = self.dropout.forward(x);
         let x = leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
         let x = self.dropout.forward(x);
         self.out.forward(x.flatten(1, 3))
