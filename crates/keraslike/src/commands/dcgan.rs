@@ -330,11 +330,13 @@ pub fn run(args: DcganArgs) -> Result<()> {
             let loss_d = loss_d.into_scalar::<f32>();
             discriminator = opt_d.step(cfg.lr, discriminator, grads);
 
-            // Generator: B fresh z, target 1 through D; only G's gradients are applied,
-            // so D does not change in this step. Loss −log D(G(z)).
+            // Generator: B fresh z, target 1 through D, whose parameters do not change in
+            // this step (nor get gradients: `no_grad` on a clone that shares its weights).
+            // Loss −log D(G(z)).
             z_seed = z_seed.wrapping_add(1);
             let z = noise(cfg.batch_size, cfg.latent, z_seed, &device);
-            let loss_g = bce_with_logits(discriminator.forward(generator.forward(z)), 1.0);
+            let judge = discriminator.clone().no_grad();
+            let loss_g = bce_with_logits(judge.forward(generator.forward(z)), 1.0);
             let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
             let loss_g = loss_g.into_scalar::<f32>();
             generator = opt_g.step(cfg.lr, generator, grads);
