@@ -96,54 +96,105 @@ fn for_each_row(g: &Geometry, mut visit: impl FnMut(usize, usize, Option<(usize,
     }
 }
 
+/// Where phase `q` starts in a row of `width` values stored phase by phase for `stride`:
+/// x[0], x[s], x[2s], …, then x[1], x[1 + s], …, and so on (see [`split_rows`]).
+fn phase_start(width: usize, stride: usize, q: usize) -> usize {
+    (0..q)
+        .map(|p| width.saturating_sub(p).div_ceil(stride))
+        .sum()
+}
+
+/// Copies every row of `x` (rows of `width`) into `split` phase by phase, so that the
+/// values a strided window row reads (x[f], x[f + s], …) lie next to each other.
+fn split_rows(x: &[f32], width: usize, stride: usize, split: &mut [f32]) {
+    for (row, out) in x.chunks(width).zip(split.chunks_mut(width)) {
+        let mut out = out.iter_mut();
+        for q in 0..stride {
+            // The phase first: zip stops at its end without taking a slot from `out`.
+            for (v, o) in row.iter().skip(q).step_by(stride).zip(&mut out) {
+                *o = *v;
+            }
+        }
+    }
+}
+
+/// The adjoint of [`split_rows`]: adds each phase-by-phase row back onto `x`.
+fn merge_rows(split: &[f32], width: usize, stride: usize, x: &mut [f32]) {
+    for (row, from) in x.chunks_mut(width).zip(split.chunks(width)) {
+        let mut from = from.iter();
+        for q in 0..stride {
+            for (t, f) in row.iter_mut().skip(q).step_by(stride).zip(&mut from) {
+                *t += f;
+            }
+        }
+    }
+}
+
 /// One image's columns: `cols[(c·kh + i)·kw + j][oh·OW + ow] = x[c][oh·sh + i − ph][ow·sw + j − pw]`
-/// (0 in the padding). `x` is one image (C·H·W), `cols` is C·kh·kw × OH·OW.
-pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+/// (0 in the padding). `x` is one image (C·H·W), `cols` is C·kh·kw × OH·OW. With a
+/// width stride, the rows are first copied phase by phase into `split` (resized as
+/// needed), so that every window row is one contiguous copy.
+pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], split: &mut Vec<f32>) {
     let (pixels, ow_n, width) = (g.pixels(), g.output[1], g.input[1]);
     let (sw, pw) = (g.stride[1], g.padding[1]);
+    let rows = if sw > 1 {
+        split.resize(x.len(), 0.0);
+        split_rows(x, width, sw, split);
+        &split[..]
+    } else {
+        x
+    };
+    let phase: Vec<usize> = (0..sw).map(|q| phase_start(width, sw, q)).collect();
     for_each_row(g, |row, oh, start| {
         let out = &mut cols[row * pixels + oh * ow_n..][..ow_n];
         let Some((base, j)) = start else {
             out.fill(0.0);
             return;
         };
-        let line = &x[base..base + width];
         let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
         out[..lo].fill(0.0);
         out[hi..].fill(0.0);
         if lo == hi {
             return;
         }
-        // Output lo reads input lo·sw + j − pw, and each next one sw further on.
+        // Output lo reads input lo·sw + j − pw, and each next one sw further on: in the
+        // split row, consecutive values of that input's phase.
         let first = lo * sw + j - pw;
-        if sw == 1 {
-            out[lo..hi].copy_from_slice(&line[first..first + hi - lo]);
-        } else {
-            for (o, v) in out[lo..hi].iter_mut().zip(line[first..].iter().step_by(sw)) {
-                *o = *v;
-            }
-        }
+        let at = base + phase[first % sw] + first / sw;
+        out[lo..hi].copy_from_slice(&rows[at..at + hi - lo]);
     });
 }
 
 /// The adjoint of [`im2col`]: adds every column entry back onto the input value it was
-/// copied from. `dx` is one image (C·H·W) and is accumulated into.
-pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+/// copied from. `dx` is one image (C·H·W) and is accumulated into; with a width
+/// stride the sums are gathered phase by phase in `split` first.
+pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32], split: &mut Vec<f32>) {
     let (pixels, ow_n, width) = (g.pixels(), g.output[1], g.input[1]);
     let (sw, pw) = (g.stride[1], g.padding[1]);
-    for_each_row(g, |row, oh, start| {
-        let Some((base, j)) = start else { return };
-        let from = &cols[row * pixels + oh * ow_n..][..ow_n];
-        let line = &mut dx[base..base + width];
-        let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
-        if lo == hi {
-            return;
-        }
-        let first = lo * sw + j - pw;
-        for (t, f) in line[first..].iter_mut().step_by(sw).zip(&from[lo..hi]) {
-            *t += f;
-        }
-    });
+    let phase: Vec<usize> = (0..sw).map(|q| phase_start(width, sw, q)).collect();
+    let add = |rows: &mut [f32]| {
+        for_each_row(g, |row, oh, start| {
+            let Some((base, j)) = start else { return };
+            let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
+            if lo == hi {
+                return;
+            }
+            let first = lo * sw + j - pw;
+            let at = base + phase[first % sw] + first / sw;
+            let from = &cols[row * pixels + oh * ow_n..][lo..hi];
+            for (t, f) in rows[at..at + hi - lo].iter_mut().zip(from) {
+                *t += f;
+            }
+        });
+    };
+    if sw > 1 {
+        split.clear();
+        split.resize(dx.len(), 0.0);
+        add(split);
+        merge_rows(split, width, sw, dx);
+    } else {
+        add(dx);
+    }
 }
 
 /// A row-major matrix view for [`gemm`]: pointer, rows stride, columns stride.
@@ -220,9 +271,9 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(run * output_image)
         .zip(x.par_chunks(run * image))
         .for_each(|(y_run, x_run)| {
-            let mut cols = vec![0.0f32; patch * pixels];
+            let (mut cols, mut split) = (vec![0.0f32; patch * pixels], Vec::new());
             for (y_n, x_n) in y_run.chunks_mut(output_image).zip(x_run.chunks(image)) {
-                im2col(g, x_n, &mut cols);
+                im2col(g, x_n, &mut cols, &mut split);
                 for (row, &bias) in y_n.chunks_mut(pixels).zip(b) {
                     row.fill(bias);
                 }
@@ -250,9 +301,9 @@ pub fn backward_params(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f3
         .zip(dy.par_chunks(run * output_image))
         .map(|(x_run, dy_run)| {
             let (mut dw, mut db) = zeros();
-            let mut cols = vec![0.0f32; patch * pixels];
+            let (mut cols, mut split) = (vec![0.0f32; patch * pixels], Vec::new());
             for (x_n, dy_n) in x_run.chunks(image).zip(dy_run.chunks(output_image)) {
-                im2col(g, x_n, &mut cols);
+                im2col(g, x_n, &mut cols, &mut split);
                 // dw += dy_n (F × P) · cols_nᵀ (P × C·kh·kw)
                 gemm(
                     filters,
@@ -276,6 +327,60 @@ pub fn backward_params(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f3
         })
 }
 
+/// [`forward`] without bias and [`backward_params`]' weight gradient for the same `x`,
+/// sharing each image's columns: a transposed convolution's backward needs both (its
+/// output gradient is `x` here and its input is `dy`), and im2col would otherwise run
+/// twice per image. Returns (y, dL/dw), the same values the two calls return.
+pub fn forward_and_weight_gradient(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (patch, pixels, filters) = (g.patch(), g.pixels(), g.filters);
+    let (image, output_image, run) = (g.image().max(1), g.output_image().max(1), run_length(g));
+    let mut y = vec![0.0f32; g.batch * g.output_image()];
+    let zeros = || vec![0.0f32; filters * patch];
+    let dw = y
+        .par_chunks_mut(run * output_image)
+        .zip(x.par_chunks(run * image))
+        .zip(dy.par_chunks(run * output_image))
+        .map(|((y_run, x_run), dy_run)| {
+            let mut dw = zeros();
+            let (mut cols, mut split) = (vec![0.0f32; patch * pixels], Vec::new());
+            let images = y_run.chunks_mut(output_image).zip(x_run.chunks(image));
+            for ((y_n, x_n), dy_n) in images.zip(dy_run.chunks(output_image)) {
+                im2col(g, x_n, &mut cols, &mut split);
+                // y_n (zeros) += w (F × C·kh·kw) · cols
+                gemm(
+                    filters,
+                    pixels,
+                    patch,
+                    y_n,
+                    true,
+                    View::rows(w, patch),
+                    View::rows(&cols, pixels),
+                );
+                // dw += dy_n (F × P) · colsᵀ
+                gemm(
+                    filters,
+                    patch,
+                    pixels,
+                    &mut dw,
+                    true,
+                    View::rows(dy_n, pixels),
+                    View::transposed(&cols, pixels),
+                );
+            }
+            dw
+        })
+        .reduce(zeros, |mut dw, dw2| {
+            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+            dw
+        });
+    (y, dw)
+}
+
 /// The input gradient dL/dx (N·C·H·W) from the weights and the output gradient `dy`.
 pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (patch, pixels) = (g.patch(), g.pixels());
@@ -284,7 +389,7 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(run * image)
         .zip(dy.par_chunks(run * output_image))
         .for_each(|(dx_run, dy_run)| {
-            let mut dcols = vec![0.0f32; patch * pixels];
+            let (mut dcols, mut split) = (vec![0.0f32; patch * pixels], Vec::new());
             for (dx_n, dy_n) in dx_run.chunks_mut(image).zip(dy_run.chunks(output_image)) {
                 // dcols (C·kh·kw × P) = wᵀ · dy_n (F × P)
                 gemm(
@@ -296,7 +401,7 @@ pub fn backward_input(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
                     View::transposed(w, patch),
                     View::rows(dy_n, pixels),
                 );
-                col2im(g, &dcols, dx_n);
+                col2im(g, &dcols, dx_n, &mut split);
             }
         });
     dx
@@ -385,6 +490,19 @@ mod tests {
             for (a, e) in ours.iter().zip(&want) {
                 assert!((a - e).abs() < 1e-5, "{g:?}: {a} vs {e}");
             }
+        }
+    }
+
+    /// The shared-columns call gives exactly what the two separate calls give.
+    #[test]
+    fn forward_and_weight_gradient_equal_the_separate_calls() {
+        for g in geometries() {
+            let x = values(g.batch * g.image(), 8);
+            let w = values(g.filters * g.patch(), 9);
+            let dy = values(g.batch * g.output_image(), 10);
+            let (y, dw) = forward_and_weight_gradient(&g, &x, &w, &dy);
+            assert_eq!(y, forward(&g, &x, &w, &vec![0.0; g.filters]), "{g:?}");
+            assert_eq!(dw, backward_params(&g, &x, &dy).0, "{g:?}");
         }
     }
 

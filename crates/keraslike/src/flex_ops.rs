@@ -205,21 +205,31 @@ impl Backward<Flex, 3> for ConvTranspose2dBackward {
         let [node_x, node_weight, node_bias] = ops.parents;
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
         let (x, weight, g) = ops.state;
-        if let Some(node) = node_x {
-            let no_bias = vec![0.0f32; g.filters];
-            let dx = conv_kernels::forward(&g, values(&dy), values(&weight), &no_bias);
+        let (dy_v, w, x) = (values(&dy), values(&weight), values(&x));
+        let (dx, dw) = match (&node_x, &node_weight) {
+            (Some(_), Some(_)) => {
+                let (dx, dw) = conv_kernels::forward_and_weight_gradient(&g, dy_v, w, x);
+                (Some(dx), Some(dw))
+            }
+            (Some(_), None) => {
+                let no_bias = vec![0.0f32; g.filters];
+                (Some(conv_kernels::forward(&g, dy_v, w, &no_bias)), None)
+            }
+            (None, Some(_)) => (None, Some(conv_kernels::backward_params(&g, dy_v, x).0)),
+            (None, None) => (None, None),
+        };
+        if let (Some(node), Some(dx)) = (node_x, dx) {
             let shape = [g.batch, g.filters, g.output[0], g.output[1]];
             grads.register::<Flex>(node.id, flex_tensor(dx, shape));
         }
-        if let Some(node) = node_weight {
-            let (dw, _) = conv_kernels::backward_params(&g, values(&dy), values(&x));
+        if let (Some(node), Some(dw)) = (node_weight, dw) {
             let shape = [g.filters, g.channels, g.kernel[0], g.kernel[1]];
             grads.register::<Flex>(node.id, flex_tensor(dw, shape));
         }
         if let Some(node) = node_bias {
             let plane = g.input[0] * g.input[1];
             let mut db = vec![0.0f32; g.channels];
-            for (i, plane) in values(&dy).chunks(plane.max(1)).enumerate() {
+            for (i, plane) in dy_v.chunks(plane.max(1)).enumerate() {
                 db[i % g.channels] += plane.iter().sum::<f32>();
             }
             grads.register::<Flex>(node.id, flex_tensor(db, [g.channels]));
