@@ -78,18 +78,48 @@ fn valid_range(
     (lo, hi)
 }
 
-/// Visits every (column-matrix row, output row) pair of one image with the slice of the
-/// input row it reads (`None` in the padding).
-fn for_each_row(g: &Geometry, mut visit: impl FnMut(usize, usize, Option<(usize, usize)>)) {
+/// What window column `j` reads along a row: outputs `lo..hi` read inside the input,
+/// the first of them at `at` in the row as [`split_rows`] stores it (the plain row
+/// without a width stride); outputs outside the range read the padding.
+#[derive(Clone, Copy)]
+struct Tap {
+    lo: usize,
+    hi: usize,
+    at: usize,
+}
+
+/// The kw taps of a geometry, computed once per call: the divisions they need would
+/// otherwise cost more than copying the few values of each window row.
+fn taps(g: &Geometry) -> Vec<Tap> {
+    let (ow_n, width, sw, pw) = (g.output[1], g.input[1], g.stride[1], g.padding[1]);
+    (0..g.kernel[1])
+        .map(|j| {
+            let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
+            // Output lo reads input lo·sw + j − pw, and each next one sw further on: in
+            // the split row, consecutive values of that input's phase.
+            let at = if lo < hi {
+                let first = lo * sw + j - pw;
+                phase_start(width, sw, first % sw) + first / sw
+            } else {
+                0
+            };
+            Tap { lo, hi, at }
+        })
+        .collect()
+}
+
+/// Visits every window row of one image: where it lies in the columns (row (c·kh + i)·kw
+/// + j, output row oh), where its input row starts (`None` in the padding), and its tap.
+fn for_each_row(g: &Geometry, mut visit: impl FnMut(usize, Option<usize>, Tap)) {
     let ([height, width], [kh, kw]) = (g.input, g.kernel);
+    let (pixels, ow_n, taps) = (g.pixels(), g.output[1], taps(g));
     for c in 0..g.channels {
         for i in 0..kh {
-            for j in 0..kw {
-                let row = (c * kh + i) * kw + j;
-                for oh in 0..g.output[0] {
-                    let start = source(oh, g.stride[0], i, g.padding[0], height)
-                        .map(|ih| ((c * height + ih) * width, j));
-                    visit(row, oh, start);
+            for oh in 0..g.output[0] {
+                let base = source(oh, g.stride[0], i, g.padding[0], height)
+                    .map(|ih| (c * height + ih) * width);
+                for (j, &tap) in taps.iter().enumerate() {
+                    visit((((c * kh + i) * kw + j) * pixels) + oh * ow_n, base, tap);
                 }
             }
         }
@@ -135,8 +165,7 @@ fn merge_rows(split: &[f32], width: usize, stride: usize, x: &mut [f32]) {
 /// width stride, the rows are first copied phase by phase into `split` (resized as
 /// needed), so that every window row is one contiguous copy.
 pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], split: &mut Vec<f32>) {
-    let (pixels, ow_n, width) = (g.pixels(), g.output[1], g.input[1]);
-    let (sw, pw) = (g.stride[1], g.padding[1]);
+    let (ow_n, width, sw) = (g.output[1], g.input[1], g.stride[1]);
     let rows = if sw > 1 {
         split.resize(x.len(), 0.0);
         split_rows(x, width, sw, split);
@@ -144,24 +173,15 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], split: &mut Vec<f32>) {
     } else {
         x
     };
-    let phase: Vec<usize> = (0..sw).map(|q| phase_start(width, sw, q)).collect();
-    for_each_row(g, |row, oh, start| {
-        let out = &mut cols[row * pixels + oh * ow_n..][..ow_n];
-        let Some((base, j)) = start else {
+    for_each_row(g, |at, base, Tap { lo, hi, at: from }| {
+        let out = &mut cols[at..at + ow_n];
+        let Some(base) = base else {
             out.fill(0.0);
             return;
         };
-        let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
         out[..lo].fill(0.0);
         out[hi..].fill(0.0);
-        if lo == hi {
-            return;
-        }
-        // Output lo reads input lo·sw + j − pw, and each next one sw further on: in the
-        // split row, consecutive values of that input's phase.
-        let first = lo * sw + j - pw;
-        let at = base + phase[first % sw] + first / sw;
-        out[lo..hi].copy_from_slice(&rows[at..at + hi - lo]);
+        out[lo..hi].copy_from_slice(&rows[base + from..][..hi - lo]);
     });
 }
 
@@ -169,20 +189,12 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32], split: &mut Vec<f32>) {
 /// copied from. `dx` is one image (C·H·W) and is accumulated into; with a width
 /// stride the sums are gathered phase by phase in `split` first.
 pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32], split: &mut Vec<f32>) {
-    let (pixels, ow_n, width) = (g.pixels(), g.output[1], g.input[1]);
-    let (sw, pw) = (g.stride[1], g.padding[1]);
-    let phase: Vec<usize> = (0..sw).map(|q| phase_start(width, sw, q)).collect();
+    let (width, sw) = (g.input[1], g.stride[1]);
     let add = |rows: &mut [f32]| {
-        for_each_row(g, |row, oh, start| {
-            let Some((base, j)) = start else { return };
-            let (lo, hi) = valid_range(ow_n, sw, j, pw, width);
-            if lo == hi {
-                return;
-            }
-            let first = lo * sw + j - pw;
-            let at = base + phase[first % sw] + first / sw;
-            let from = &cols[row * pixels + oh * ow_n..][lo..hi];
-            for (t, f) in rows[at..at + hi - lo].iter_mut().zip(from) {
+        for_each_row(g, |at, base, Tap { lo, hi, at: to }| {
+            let Some(base) = base else { return };
+            let from = &cols[at + lo..at + hi];
+            for (t, f) in rows[base + to..][..hi - lo].iter_mut().zip(from) {
                 *t += f;
             }
         });

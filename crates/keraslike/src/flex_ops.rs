@@ -1,6 +1,6 @@
 //! keraslike's own kernels plugged into burn's flex backend as a backend extension, with
 //! handwritten backward passes: Conv2D and ConvTranspose2D ([`crate::conv_kernels`]),
-//! MaxPooling2D ([`crate::pool_kernels`]) and the Adadelta update
+//! MaxPooling2D ([`crate::pool_kernels`]), LeakyReLU and the Adadelta update
 //! ([`crate::optimizer::adadelta_in_place`]).
 //!
 //! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
@@ -10,6 +10,8 @@
 //! not list panics).
 
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -49,6 +51,10 @@ pub trait FlexKernels: Backend {
 
     /// Max pooling of `x`, shapes as described by `geometry`.
     fn max_pool2d(x: FloatTensor<Self>, geometry: PoolGeometry) -> FloatTensor<Self>;
+
+    /// LeakyReLU: `x` where x ≥ 0, `slope·x` below, in one pass (burn's takes a
+    /// comparison, a scaled copy and a select forward, and twice that backward).
+    fn leaky_relu(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self>;
 
     /// One Adadelta update of a parameter, in one pass and in place where the tensors are
     /// not shared: returns the new (parameter, E[g²], E[Δ²]).
@@ -108,6 +114,15 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
     )
 }
 
+/// `values` shaped like `like`.
+fn same_shape(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(like.layout().shape().clone()),
+        DType::F32,
+    )
+}
+
 impl FlexKernels for Flex {
     fn im2col_conv2d(
         x: FlexTensor,
@@ -140,6 +155,15 @@ impl FlexKernels for Flex {
         let x = contiguous(x);
         let (y, _) = pool_kernels::forward(&g, values(&x));
         flex_tensor(y, [g.batch, g.channels, g.output[0], g.output[1]])
+    }
+
+    fn leaky_relu(x: FlexTensor, slope: f32) -> FlexTensor {
+        let x = contiguous(x);
+        let y = values(&x)
+            .par_iter()
+            .map(|&v| if v < 0.0 { v * slope } else { v })
+            .collect();
+        same_shape(y, &x)
     }
 
     fn adadelta_step(
@@ -257,6 +281,29 @@ impl Backward<Flex, 1> for MaxPool2dBackward {
     }
 }
 
+/// The backward step of [`FlexKernels::leaky_relu`]: dL/dx = dL/dy where x ≥ 0,
+/// slope·dL/dy below (the values burn's composed LeakyReLU gives).
+#[derive(Debug)]
+struct LeakyReluBackward;
+
+impl Backward<Flex, 1> for LeakyReluBackward {
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, slope) = ops.state;
+        if let Some(node) = node_x {
+            let dx = values(&x)
+                .par_iter()
+                .zip(values(&dy))
+                .map(|(&v, &d)| if v < 0.0 { d * slope } else { d })
+                .collect();
+            grads.register::<Flex>(node.id, same_shape(dx, &x));
+        }
+    }
+}
+
 /// The autodiff side shared by the two convolutions: runs `forward` on flex and, when an
 /// input is tracked, records (x, weight, geometry) for `step`.
 fn tracked_conv<C, S>(
@@ -320,6 +367,21 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
                 prep.finish((Arc::new(from), g), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::max_pool2d(x, g)),
+        }
+    }
+
+    fn leaky_relu(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self> {
+        let prepared = LeakyReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let x = contiguous(x.into_primitive());
+        match prepared {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::leaky_relu(x.clone(), slope);
+                prep.finish((x, slope), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::leaky_relu(x, slope)),
         }
     }
 
@@ -475,6 +537,15 @@ pub fn max_pool2d(pool: &MaxPool2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     Some(Tensor::from_dispatch(y))
 }
 
+/// LeakyReLU with negative slope `slope` (Keras's `LeakyReLU(alpha)`): keraslike's
+/// one-pass kernel for f32 tensors on flex, burn's activation elsewhere.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f32) -> Tensor<D> {
+    if !on_flex(&x) {
+        return burn::tensor::activation::leaky_relu(x, slope as f64);
+    }
+    Tensor::from_dispatch(Dispatch::leaky_relu(x.into_dispatch(), slope))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +592,57 @@ mod tests {
             let db = (db1 - db2).abs().max().into_scalar::<f32>();
             assert!(db < 1e-4, "db, {case}");
         }
+    }
+
+    /// Exactly burn's values and gradient, and the gradient numerically.
+    #[test]
+    fn leaky_relu_matches_burns_and_its_gradient() {
+        let device = Device::flex().autodiff();
+        device.seed(7);
+        let x = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let ours = leaky_relu(x.clone(), 0.2);
+        let burns = burn::tensor::activation::leaky_relu(x.clone(), 0.2);
+        assert_eq!(ours.clone().into_data(), burns.clone().into_data());
+        let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+        let g_ours = x.grad(&(ours * r.clone()).sum().backward()).expect("ours");
+        let g_burn = x
+            .grad(&(burns * r.clone()).sum().backward())
+            .expect("burn's");
+        assert_eq!(g_ours.clone().into_data(), g_burn.into_data());
+        // Central differences of L = Σ leaky_relu(x)·r, one entry at a time.
+        let (xs, rs, gs) = (
+            x.clone().into_data().try_to_vec::<f32>().expect("f32"),
+            r.into_data().try_to_vec::<f32>().expect("f32"),
+            g_ours.into_data().try_to_vec::<f32>().expect("f32"),
+        );
+        let loss = |xs: &[f32]| -> f64 {
+            let x = Tensor::<1>::from_floats(xs, &Device::flex());
+            let y = leaky_relu(x, 0.2).into_data().try_to_vec::<f32>().expect("f32");
+            y.iter()
+                .zip(&rs)
+                .map(|(y, r)| (*y as f64) * (*r as f64))
+                .sum()
+        };
+        let eps = 1e-3f32;
+        for i in (0..xs.len()).filter(|&i| xs[i].abs() > 2.0 * eps) {
+            let (mut plus, mut minus) = (xs.clone(), xs.clone());
+            plus[i] += eps;
+            minus[i] -= eps;
+            let numeric = (loss(&plus) - loss(&minus)) / (2.0 * eps as f64);
+            assert!(
+                (gs[i] as f64 - numeric).abs() < 1e-3,
+                "entry {i}: {} vs {numeric}",
+                gs[i]
+            );
+        }
+        // Off flex's f32 fast path it is burn's own.
+        let plain = Tensor::<2>::from_floats([[-1.0, 0.0, 2.0]], &Device::flex());
+        let y = leaky_relu(plain, 0.5)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert_eq!(y, vec![-0.5, 0.0, 2.0]);
     }
 
     #[test]

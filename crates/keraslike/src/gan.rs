@@ -21,11 +21,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::{leaky_relu, relu, sigmoid, softplus};
+use burn::tensor::activation::{relu, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use dataset::output::{write_atomic, write_png};
 
 use crate::conv::conv2d;
+use crate::flex_ops;
 use crate::saved_model::{load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +132,7 @@ pub struct Discriminator {
 
 /// `up.forward(x)`, through keraslike's kernels on flex.
 fn conv_transpose2d(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    crate::flex_ops::conv_transpose2d(up, &x).unwrap_or_else(|| up.forward(x))
+    flex_ops::conv_transpose2d(up, &x).unwrap_or_else(|| up.forward(x))
 }
 
 /// Transposed convolution 4×4, stride 2, padding 1: doubles height and width.
@@ -225,9 +226,9 @@ impl Discriminator {
         // Consecutive images side by side as channels (NCHW: a plain reshape).
         let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
-        let x = leaky_relu(conv2d(&self.conv1, x), 0.2);
+        let x = flex_ops::leaky_relu(conv2d(&self.conv1, x), 0.2);
         let x = self.dropout.forward(x);
-        let x = leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
+        let x = flex_ops::leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
         let x = self.dropout.forward(x);
         self.out.forward(x.flatten(1, 3))
     }
