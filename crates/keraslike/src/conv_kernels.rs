@@ -119,7 +119,7 @@ fn for_each_row(g: &Geometry, mut visit: impl FnMut(usize, Option<usize>, Tap)) 
                 let base = source(oh, g.stride[0], i, g.padding[0], height)
                     .map(|ih| (c * height + ih) * width);
                 for (j, &tap) in taps.iter().enumerate() {
-                    visit((((c * kh + i) * kw + j) * pixels) + oh * ow_n, base, tap);
+                    visit(((c * kh + i) * kw + j) * pixels + oh * ow_n, base, tap);
                 }
             }
         }

@@ -618,7 +618,10 @@ mod tests {
         );
         let loss = |xs: &[f32]| -> f64 {
             let x = Tensor::<1>::from_floats(xs, &Device::flex());
-            let y = leaky_relu(x, 0.2).into_data().try_to_vec::<f32>().expect("f32");
+            let y = leaky_relu(x, 0.2)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
             y.iter()
                 .zip(&rs)
                 .map(|(y, r)| (*y as f64) * (*r as f64))
