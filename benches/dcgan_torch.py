@@ -139,6 +139,9 @@ def main():
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
+            # D judges without gradients for its own parameters (only G is stepped), as
+            # `keraslike dcgan` does; G's gradients are the same either way.
+            d.requires_grad_(False)
             generated = g(torch.randn(2 * half, 100))
             loss_g = bce(judge(generated), torch.ones(2 * half // pack, 1))
             distance = 0.0  # feature matching's, for the log
@@ -149,8 +152,9 @@ def main():
                 distance = fm.item()
                 loss_g = loss_g + args.fm * fm
             opt_g.zero_grad()
-            loss_g.backward()  # D's gradients are computed but only G is stepped
+            loss_g.backward()
             opt_g.step()
+            d.requires_grad_(True)
             if ema is not None:
                 ema.update_parameters(g)
             if args.log_every and (it + 1) % args.log_every == 0:
