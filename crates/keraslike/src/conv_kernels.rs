@@ -274,6 +274,40 @@ fn run_length(g: &Geometry) -> usize {
     g.batch.div_ceil(rayon::current_num_threads()).max(1)
 }
 
+/// One image's output: `y_n (F × P) += w (F × C·kh·kw) · cols`.
+fn add_output(g: &Geometry, w: &[f32], cols: &[f32], y_n: &mut [f32]) {
+    let (patch, pixels) = (g.patch(), g.pixels());
+    gemm(
+        g.filters,
+        pixels,
+        patch,
+        y_n,
+        true,
+        View::rows(w, patch),
+        View::rows(cols, pixels),
+    );
+}
+
+/// One image's share of the weight gradient: `dw += dy_n (F × P) · colsᵀ (P × C·kh·kw)`.
+fn add_weight_gradient(g: &Geometry, dy_n: &[f32], cols: &[f32], dw: &mut [f32]) {
+    let (patch, pixels) = (g.patch(), g.pixels());
+    gemm(
+        g.filters,
+        patch,
+        pixels,
+        dw,
+        true,
+        View::rows(dy_n, pixels),
+        View::transposed(cols, pixels),
+    );
+}
+
+/// `a += b`, element by element: how the runs' weight gradients are summed.
+fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+    a
+}
+
 /// `y = conv(x, w) + b` for the whole batch. `x` is N·C·H·W, `w` F·C·kh·kw, `b` F;
 /// returns N·F·OH·OW.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
@@ -289,15 +323,7 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
                 for (row, &bias) in y_n.chunks_mut(pixels).zip(b) {
                     row.fill(bias);
                 }
-                gemm(
-                    g.filters,
-                    pixels,
-                    patch,
-                    y_n,
-                    true,
-                    View::rows(w, patch),
-                    View::rows(&cols, pixels),
-                );
+                add_output(g, w, &cols, y_n);
             }
         });
     y
@@ -316,26 +342,15 @@ pub fn backward_params(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f3
             let (mut cols, mut split) = (vec![0.0f32; patch * pixels], Vec::new());
             for (x_n, dy_n) in x_run.chunks(image).zip(dy_run.chunks(output_image)) {
                 im2col(g, x_n, &mut cols, &mut split);
-                // dw += dy_n (F × P) · cols_nᵀ (P × C·kh·kw)
-                gemm(
-                    filters,
-                    patch,
-                    pixels,
-                    &mut dw,
-                    true,
-                    View::rows(dy_n, pixels),
-                    View::transposed(&cols, pixels),
-                );
+                add_weight_gradient(g, dy_n, &cols, &mut dw);
                 for (d, row) in db.iter_mut().zip(dy_n.chunks(pixels)) {
                     *d += row.iter().sum::<f32>();
                 }
             }
             (dw, db)
         })
-        .reduce(zeros, |(mut dw, mut db), (dw2, db2)| {
-            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
-            (dw, db)
+        .reduce(zeros, |(dw, db), (dw2, db2)| {
+            (add_into(dw, dw2), add_into(db, db2))
         })
 }
 
@@ -363,33 +378,12 @@ pub fn forward_and_weight_gradient(
             let images = y_run.chunks_mut(output_image).zip(x_run.chunks(image));
             for ((y_n, x_n), dy_n) in images.zip(dy_run.chunks(output_image)) {
                 im2col(g, x_n, &mut cols, &mut split);
-                // y_n (zeros) += w (F × C·kh·kw) · cols
-                gemm(
-                    filters,
-                    pixels,
-                    patch,
-                    y_n,
-                    true,
-                    View::rows(w, patch),
-                    View::rows(&cols, pixels),
-                );
-                // dw += dy_n (F × P) · colsᵀ
-                gemm(
-                    filters,
-                    patch,
-                    pixels,
-                    &mut dw,
-                    true,
-                    View::rows(dy_n, pixels),
-                    View::transposed(&cols, pixels),
-                );
+                add_output(g, w, &cols, y_n); // onto zeros: no bias
+                add_weight_gradient(g, dy_n, &cols, &mut dw);
             }
             dw
         })
-        .reduce(zeros, |mut dw, dw2| {
-            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-            dw
-        });
+        .reduce(zeros, add_into);
     (y, dw)
 }
 
