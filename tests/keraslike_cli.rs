@@ -50,6 +50,7 @@ fn every_shipped_model_config_summarises() {
         "mnist-overfit.toml",
         "face.toml",
         "faces-64.toml",
+        "cifar10-cnn.toml",
     ] {
         let out = run(
             &keraslike(),
@@ -328,6 +329,9 @@ fn face_trains_from_image_folders_and_evaluates_and_predicts() {
     assert_eq!(lines_of(&out.join("history.csv")), 4);
     let acc = test_accuracy(&s);
     assert!(acc >= 0.8, "test accuracy {acc}\n{s}");
+    // Keras's default resizing, kept with the model for evaluate and predict.
+    let card = std::fs::read_to_string(out.join("model.toml")).unwrap();
+    assert!(card.contains("interpolation = \"nearest\""), "{card}");
 
     let model = out.join("model.bpk");
     let eval = run(

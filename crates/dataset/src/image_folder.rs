@@ -40,7 +40,9 @@ impl ColorMode {
     }
 }
 
-/// How images are resized. Keras's `flow_from_directory` default is nearest.
+/// How images are resized. Keras's `flow_from_directory` default is nearest (PIL's,
+/// reproduced exactly: [`crate::pil`]); bilinear is a triangle filter widened when
+/// shrinking, as PIL's `BILINEAR` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interpolation {
     #[default]
@@ -426,31 +428,29 @@ pub fn decode_file(path: &Path, options: &FolderOptions) -> Result<(Vec<u8>, Ima
         .map_err(io_err(path))?
         .decode()
         .map_err(|e| bad(e.to_string()))?;
-    let filter = match options.interpolation {
-        Interpolation::Nearest => FilterType::Nearest,
-        Interpolation::Bilinear => FilterType::Triangle,
-    };
     let (h, w) = options
         .target_size
         .unwrap_or((image.height(), image.width()));
     if h == 0 || w == 0 {
         return Err(bad(format!("target size {h}x{w} is empty")));
     }
-    // Convert before resizing: fewer channels to interpolate for grayscale.
+    // As Keras's load_img: convert the colour mode first (PIL's convert), then resize.
     let (raw, channels) = match options.color_mode {
         ColorMode::Grayscale => {
-            let mut g = image.to_luma8();
-            if (g.height(), g.width()) != (h, w) {
-                g = image::imageops::resize(&g, w, h, filter);
-            }
-            (g.into_raw(), 1)
+            let grey = match image {
+                image::DynamicImage::ImageLuma8(g) => g,
+                other => {
+                    let rgb = other.to_rgb8();
+                    let (iw, ih) = rgb.dimensions();
+                    image::GrayImage::from_raw(iw, ih, crate::pil::luma(rgb.as_raw()))
+                        .ok_or_else(|| bad("grey conversion changed the size".into()))?
+                }
+            };
+            (resize(grey, (w, h), options.interpolation), 1)
         }
         ColorMode::Rgb => {
-            let mut rgb = image.to_rgb8();
-            if (rgb.height(), rgb.width()) != (h, w) {
-                rgb = image::imageops::resize(&rgb, w, h, filter);
-            }
-            (hwc_to_chw(&rgb.into_raw(), 3), 3)
+            let rgb = resize(image.to_rgb8(), (w, h), options.interpolation);
+            (hwc_to_chw(&rgb, 3), 3)
         }
     };
     let shape = ImageShape {
@@ -459,6 +459,35 @@ pub fn decode_file(path: &Path, options: &FolderOptions) -> Result<(Vec<u8>, Ima
         width: w as usize,
     };
     Ok((raw, shape))
+}
+
+/// `image`'s pixels resized to `width`×`height` (unchanged when already that size), as
+/// interleaved bytes.
+fn resize<P>(
+    image: image::ImageBuffer<P, Vec<u8>>,
+    (width, height): (u32, u32),
+    how: Interpolation,
+) -> Vec<u8>
+where
+    P: image::Pixel<Subpixel = u8> + 'static,
+{
+    if image.dimensions() == (width, height) {
+        return image.into_raw();
+    }
+    match how {
+        Interpolation::Nearest => {
+            let (iw, ih) = image.dimensions();
+            crate::pil::resize_nearest(
+                image.as_raw(),
+                (iw as usize, ih as usize),
+                usize::from(P::CHANNEL_COUNT),
+                (width as usize, height as usize),
+            )
+        }
+        Interpolation::Bilinear => {
+            image::imageops::resize(&image, width, height, FilterType::Triangle).into_raw()
+        }
+    }
 }
 
 /// Interleaved (H, W, C) to planar (C, H, W).

@@ -9,6 +9,7 @@
 //! - [`download`]: checksummed, atomic downloads into the data directory.
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
 //! - [`output`]: atomic file writes and line charts shared by both halves' results.
+//! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
 //!
 //! Every loader returns a [`DatasetError`] naming the file at fault; none panics on bad input.
@@ -25,6 +26,7 @@ pub mod image_folder;
 pub mod labelled;
 pub mod mnist;
 pub mod output;
+pub mod pil;
 pub mod synthetic;
 
 pub use choice::DatasetChoice;

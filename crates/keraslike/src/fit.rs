@@ -22,7 +22,7 @@ use burn::train::{
 use crate::data::{ImageBatch, ImageBatcher, ImageItem};
 use crate::history::History;
 use crate::model::Sequential;
-use crate::optimizer::OptimizerKind;
+use crate::optimizer::Optimizer;
 use crate::renderer::EpochRenderer;
 
 impl Sequential {
@@ -61,7 +61,8 @@ pub struct FitOptions {
     /// The last epoch to train (as Keras's `epochs` with `initial_epoch` on resume).
     pub epochs: usize,
     pub batch_size: usize,
-    pub optimizer: OptimizerKind,
+    /// The optimiser with its Keras hyper-parameters.
+    pub optimizer: Optimizer,
     pub learning_rate: f64,
     /// The learning rate's factor per epoch (1: constant).
     pub lr_decay: f64,

@@ -1,7 +1,7 @@
 //! keraslike's own kernels plugged into burn's flex backend as a backend extension, with
 //! handwritten backward passes: Conv2D and ConvTranspose2D ([`crate::conv_kernels`]),
-//! MaxPooling2D ([`crate::pool_kernels`]), LeakyReLU and the Adadelta update
-//! ([`crate::optimizer::adadelta_in_place`]).
+//! MaxPooling2D ([`crate::pool_kernels`]), LeakyReLU and the Adam and Adadelta updates
+//! ([`crate::optimizer::update_in_place`]).
 //!
 //! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
 //! backend it lives on; the implementations below cover flex and flex under autodiff.
@@ -56,23 +56,30 @@ pub trait FlexKernels: Backend {
     /// comparison, a scaled copy and a select forward, and twice that backward).
     fn leaky_relu(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self>;
 
-    /// One Adadelta update of a parameter, in one pass and in place where the tensors are
-    /// not shared: returns the new (parameter, E[g²], E[Δ²]).
-    fn adadelta_step(
+    /// One optimiser update of a parameter with two accumulators, in one pass and in
+    /// place where the tensors are not shared: returns the new (parameter, a, b).
+    fn fused_update(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        acc_grad: FloatTensor<Self>,
-        acc_delta: FloatTensor<Self>,
-        settings: AdadeltaStep,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        rule: FusedUpdate,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Learning rate and Adadelta's constants for [`FlexKernels::adadelta_step`].
+/// The update rules [`FlexKernels::fused_update`] runs, with this step's constants (the
+/// rules themselves: [`crate::optimizer::Optimizer`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdadeltaStep {
-    pub lr: f32,
-    pub rho: f32,
-    pub epsilon: f32,
+pub enum FusedUpdate {
+    /// a = E[g²], b = E[Δ²].
+    Adadelta { lr: f32, rho: f32, epsilon: f32 },
+    /// a = m, b = v; `alpha` is the step's bias-corrected rate lr·√(1−β₂ᵗ)/(1−β₁ᵗ).
+    Adam {
+        alpha: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+    },
 }
 
 /// A contiguous tensor whose storage holds exactly its values, so that it can be
@@ -166,23 +173,23 @@ impl FlexKernels for Flex {
         same_shape(y, &x)
     }
 
-    fn adadelta_step(
+    fn fused_update(
         param: FlexTensor,
         grad: FlexTensor,
-        acc_grad: FlexTensor,
-        acc_delta: FlexTensor,
-        s: AdadeltaStep,
+        a: FlexTensor,
+        b: FlexTensor,
+        rule: FusedUpdate,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut param, grad) = (owned(param), contiguous(grad));
-        let (mut acc_grad, mut acc_delta) = (owned(acc_grad), owned(acc_delta));
-        crate::optimizer::adadelta_in_place(
+        let (mut a, mut b) = (owned(a), owned(b));
+        crate::optimizer::update_in_place(
             param.storage_mut::<f32>(),
             values(&grad),
-            acc_grad.storage_mut::<f32>(),
-            acc_delta.storage_mut::<f32>(),
-            s,
+            a.storage_mut::<f32>(),
+            b.storage_mut::<f32>(),
+            rule,
         );
-        (param, acc_grad, acc_delta)
+        (param, a, b)
     }
 }
 
@@ -386,24 +393,24 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     }
 
     /// Optimisers run on the inner backend; this only unwraps and rewraps, untracked.
-    fn adadelta_step(
+    fn fused_update(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        acc_grad: FloatTensor<Self>,
-        acc_delta: FloatTensor<Self>,
-        s: AdadeltaStep,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        rule: FusedUpdate,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (p, g, a, d) = (
+        let (p, g, a, b) = (
             Self::inner(param),
             Self::inner(grad),
-            Self::inner(acc_grad),
-            Self::inner(acc_delta),
+            Self::inner(a),
+            Self::inner(b),
         );
-        let (p, a, d) = Flex::adadelta_step(p, g, a, d, s);
+        let (p, a, b) = Flex::fused_update(p, g, a, b, rule);
         (
             Self::from_inner(p),
             Self::from_inner(a),
-            Self::from_inner(d),
+            Self::from_inner(b),
         )
     }
 }
@@ -487,27 +494,27 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<Tensor<
     Some(Tensor::from_dispatch(y))
 }
 
-/// One Adadelta step through [`FlexKernels::adadelta_step`]: returns (parameter,
-/// E[g²], E[Δ²]). Only for tensors that [`on_flex`] accepts. The tensors are taken by
-/// value so that, when nothing else holds them, they are updated in place.
-pub fn adadelta_step<const D: usize>(
+/// One optimiser step through [`FlexKernels::fused_update`]: returns (parameter, a, b).
+/// Only for tensors that [`on_flex`] accepts. The tensors are taken by value so that,
+/// when nothing else holds them, they are updated in place.
+pub fn fused_update<const D: usize>(
     param: Tensor<D>,
     grad: Tensor<D>,
-    acc_grad: Tensor<D>,
-    acc_delta: Tensor<D>,
-    settings: AdadeltaStep,
+    a: Tensor<D>,
+    b: Tensor<D>,
+    rule: FusedUpdate,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let (p, a, d) = Dispatch::adadelta_step(
+    let (p, a, b) = Dispatch::fused_update(
         param.into_dispatch(),
         grad.into_dispatch(),
-        acc_grad.into_dispatch(),
-        acc_delta.into_dispatch(),
-        settings,
+        a.into_dispatch(),
+        b.into_dispatch(),
+        rule,
     );
     (
         Tensor::from_dispatch(p),
         Tensor::from_dispatch(a),
-        Tensor::from_dispatch(d),
+        Tensor::from_dispatch(b),
     )
 }
 

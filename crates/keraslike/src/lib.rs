@@ -12,6 +12,7 @@ pub mod flex_ops;
 pub mod gan;
 pub mod gan_score;
 pub mod history;
+pub mod initializers;
 pub mod model;
 pub mod model_config;
 pub mod optimizer;

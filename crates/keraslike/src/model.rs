@@ -11,6 +11,7 @@ use burn::nn::{
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
+use crate::initializers::Fans;
 use crate::model_config::{Activation, LayerConfig, ModelConfig, Padding, Shape};
 
 /// (batch, C, H, W) → (batch, C·H·W).
@@ -97,15 +98,29 @@ impl Sequential {
                     strides,
                     padding,
                     activation,
+                    use_bias,
+                    kernel_initializer,
+                    bias_initializer,
                 } => {
                     let padding = match padding {
                         Padding::Same => PaddingConfig2d::Same,
                         Padding::Valid => PaddingConfig2d::Valid,
                     };
-                    let conv = Conv2dConfig::new([width, *filters], kernel_size.get())
+                    let [kh, kw] = kernel_size.get();
+                    let mut conv = Conv2dConfig::new([width, *filters], [kh, kw])
                         .with_stride(strides.get())
                         .with_padding(padding)
+                        .with_bias(*use_bias)
                         .init(device);
+                    // Keras's initialisers replace burn's (PyTorch's) before any is drawn.
+                    let fans = Fans {
+                        fan_in: width * kh * kw,
+                        fan_out: filters * kh * kw,
+                    };
+                    conv.weight = kernel_initializer.param([*filters, width, kh, kw], fans, device);
+                    if *use_bias {
+                        conv.bias = Some(bias_initializer.param([*filters], fans, device));
+                    }
                     layers.push(Layer::Conv2d(conv));
                     layers.extend(Act::new(*activation).map(Layer::Act));
                 }
@@ -116,8 +131,26 @@ impl Sequential {
                     layers.push(Layer::MaxPool2d(pool));
                 }
                 LayerConfig::Flatten {} => layers.push(Layer::Flatten(Flatten)),
-                LayerConfig::Dense { units, activation } => {
-                    layers.push(Layer::Dense(LinearConfig::new(width, *units).init(device)));
+                LayerConfig::Dense {
+                    units,
+                    activation,
+                    use_bias,
+                    kernel_initializer,
+                    bias_initializer,
+                } => {
+                    let mut dense = LinearConfig::new(width, *units)
+                        .with_bias(*use_bias)
+                        .init(device);
+                    let fans = Fans {
+                        fan_in: width,
+                        fan_out: *units,
+                    };
+                    // burn's Linear holds its weight as (inputs, outputs).
+                    dense.weight = kernel_initializer.param([width, *units], fans, device);
+                    if *use_bias {
+                        dense.bias = Some(bias_initializer.param([*units], fans, device));
+                    }
+                    layers.push(Layer::Dense(dense));
                     layers.extend(Act::new(*activation).map(Layer::Act));
                 }
                 LayerConfig::Dropout { rate } => {
@@ -213,6 +246,107 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!(probs.iter().all(|p| (p - 1.0).abs() < 1e-5), "{probs:?}");
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    /// The largest magnitude and the standard deviation (about 0) of `v`.
+    fn max_and_std(v: &[f64]) -> (f64, f64) {
+        let max = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+        let std = (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
+        (max, std)
+    }
+
+    /// The course CNN as built starts as Keras's does: every kernel glorot_uniform for its
+    /// own fans (bound √(6/(fan_in+fan_out)), std bound/√3), every bias zero.
+    #[test]
+    fn keras_initial_weights() {
+        let cfg = ModelConfig::parse(
+            include_str!("../../../configs/mnist-cnn.toml"),
+            "mnist-cnn.toml",
+        )
+        .unwrap();
+        let device = Device::flex();
+        device.seed(21);
+        let model = Sequential::new(&cfg, &device).unwrap();
+        // (fan_in, fan_out) of conv 1, conv 2, dense 1, dense 2.
+        let fans = [(9, 9 * 32), (9 * 32, 9 * 64), (12_544, 128), (128, 10)];
+        let mut kernels = Vec::new();
+        let mut biases = Vec::new();
+        for layer in &model.layers {
+            match layer {
+                Layer::Conv2d(c) => {
+                    kernels.push(values(c.weight.val()));
+                    biases.push(values(c.bias.as_ref().expect("bias").val()));
+                }
+                Layer::Dense(d) => {
+                    kernels.push(values(d.weight.val()));
+                    biases.push(values(d.bias.as_ref().expect("bias").val()));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(kernels.len(), 4);
+        for ((kernel, bias), (fan_in, fan_out)) in kernels.iter().zip(&biases).zip(fans) {
+            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            let (max, std) = max_and_std(kernel);
+            assert!(
+                max <= limit * (1.0 + 1e-6),
+                "{max} > {limit} for fans {fan_in}/{fan_out}"
+            );
+            assert!(max > 0.9 * limit, "{max} far inside {limit}");
+            // 288 values in the smallest kernel: std within 15%; 1.6M in the largest: 1%.
+            let tolerance = if kernel.len() < 1000 { 0.15 } else { 0.01 };
+            let want = limit / 3f64.sqrt();
+            assert!(
+                (std / want - 1.0).abs() < tolerance,
+                "std {std}, want {want}"
+            );
+            assert!(bias.iter().all(|&b| b == 0.0), "biases start at zero");
+        }
+    }
+
+    #[test]
+    fn initialisers_and_bias_are_chosen_per_layer() {
+        let cfg = "input = [1, 16, 16]\n\
+            [[layers]]\ntype = \"Conv2D\"\nfilters = 64\nkernel_size = 3\nuse_bias = false\nkernel_initializer = \"he_normal\"\n\
+            [[layers]]\ntype = \"Flatten\"\n\
+            [[layers]]\ntype = \"Dense\"\nunits = 3\nbias_initializer = \"ones\"\n";
+        let cfg = ModelConfig::parse(cfg, "x").unwrap();
+        let infos = cfg.infer().unwrap();
+        assert_eq!(infos[0].params(), 9 * 64, "no bias parameters");
+        let device = Device::flex();
+        device.seed(2);
+        let model = Sequential::new(&cfg, &device).unwrap();
+        assert_eq!(
+            model.num_params(),
+            infos.iter().map(|l| l.params()).sum::<usize>()
+        );
+        let Layer::Conv2d(conv) = &model.layers[0] else {
+            panic!("first layer is the convolution")
+        };
+        assert!(conv.bias.is_none());
+        let (_, std) = max_and_std(&values(conv.weight.val()));
+        let want = (2.0f64 / 9.0).sqrt();
+        assert!(
+            (std / want - 1.0).abs() < 0.1,
+            "he_normal std {std}, want {want}"
+        );
+        let Layer::Dense(dense) = &model.layers[2] else {
+            panic!("third layer is the dense one")
+        };
+        assert!(
+            values(dense.bias.as_ref().unwrap().val())
+                .iter()
+                .all(|&b| b == 1.0)
+        );
     }
 
     #[test]

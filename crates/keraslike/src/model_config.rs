@@ -19,7 +19,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::optimizer::OptimizerKind;
+use crate::initializers::Initializer;
+use crate::optimizer::{HyperParameters, Optimizer, OptimizerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +64,20 @@ fn one() -> Pair {
     Pair::One(1)
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// Keras's `kernel_initializer` default for Conv2D and Dense.
+fn glorot_uniform() -> Initializer {
+    Initializer::GlorotUniform
+}
+
+/// Keras's `bias_initializer` default.
+fn zeros() -> Initializer {
+    Initializer::Zeros
+}
+
 /// One Keras layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
@@ -76,6 +91,12 @@ pub enum LayerConfig {
         padding: Padding,
         #[serde(default)]
         activation: Activation,
+        #[serde(default = "yes")]
+        use_bias: bool,
+        #[serde(default = "glorot_uniform")]
+        kernel_initializer: Initializer,
+        #[serde(default = "zeros")]
+        bias_initializer: Initializer,
     },
     MaxPooling2D {
         pool_size: Pair,
@@ -89,6 +110,12 @@ pub enum LayerConfig {
         units: usize,
         #[serde(default)]
         activation: Activation,
+        #[serde(default = "yes")]
+        use_bias: bool,
+        #[serde(default = "glorot_uniform")]
+        kernel_initializer: Initializer,
+        #[serde(default = "zeros")]
+        bias_initializer: Initializer,
     },
     Dropout {
         rate: f64,
@@ -142,7 +169,9 @@ pub struct ModelConfig {
     pub fit: FitConfig,
 }
 
-/// `model.compile(optimizer=...)`.
+/// `model.compile(optimizer=...)`: the optimiser, its learning rate and schedule, and any
+/// of its Keras constructor arguments (`momentum = 0.9`, `nesterov = true`, `beta_1`,
+/// `beta_2`, `rho`, `epsilon`, `initial_accumulator_value`), Keras's defaults otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CompileConfig {
@@ -151,22 +180,50 @@ pub struct CompileConfig {
     /// Multiply the learning rate by this over every epoch, smoothly step by step (Keras's
     /// `ExponentialDecay(decay_steps=steps per epoch)`); 1 or absent: constant.
     pub lr_decay: Option<f64>,
+    pub momentum: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub beta_1: Option<f64>,
+    pub beta_2: Option<f64>,
+    pub rho: Option<f64>,
+    pub epsilon: Option<f64>,
+    pub initial_accumulator_value: Option<f64>,
 }
 
 impl CompileConfig {
+    fn hyper_parameters(&self) -> HyperParameters {
+        HyperParameters {
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            rho: self.rho,
+            epsilon: self.epsilon,
+            initial_accumulator_value: self.initial_accumulator_value,
+        }
+    }
+
     /// The optimiser and learning rate, command-line choices first. The config's learning
-    /// rate belongs to the config's optimiser: choosing another one on the command line
-    /// without `--lr` takes that optimiser's default rate.
+    /// rate and settings belong to the config's optimiser: choosing another one on the
+    /// command line takes that optimiser's Keras defaults (and its default rate without
+    /// `--lr`).
     pub fn resolve(
         &self,
         optimizer: Option<OptimizerKind>,
         lr: Option<f64>,
-    ) -> (OptimizerKind, f64) {
+    ) -> Result<(Optimizer, f64)> {
         let chosen = optimizer.or(self.optimizer).unwrap_or_default();
-        let config_lr = self
-            .learning_rate
-            .filter(|_| self.optimizer.unwrap_or_default() == chosen);
-        (chosen, lr.or(config_lr).unwrap_or(chosen.default_lr()))
+        let own = self.optimizer.unwrap_or_default() == chosen;
+        let config_lr = self.learning_rate.filter(|_| own);
+        let settings = if own {
+            self.hyper_parameters()
+        } else {
+            HyperParameters::default()
+        };
+        let lr = lr.or(config_lr).unwrap_or(chosen.default_lr());
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("the learning rate must be a positive number, not {lr}");
+        }
+        Ok((Optimizer::with(chosen, &settings)?, lr))
     }
 }
 
@@ -259,6 +316,7 @@ impl ModelConfig {
                         kernel_size,
                         strides,
                         padding,
+                        use_bias,
                         ..
                     },
                     Shape::Image([c, h, w]),
@@ -282,7 +340,7 @@ impl ModelConfig {
                     };
                     (
                         Shape::Image([*filters, oh, ow]),
-                        (kh * kw * c + 1) * filters,
+                        (kh * kw * c + usize::from(*use_bias)) * filters,
                         0,
                     )
                 }
@@ -309,11 +367,16 @@ impl ModelConfig {
                 (LayerConfig::Flatten {}, Shape::Flat(_)) => {
                     return Err(fail("the input is already flat".into()));
                 }
-                (LayerConfig::Dense { units, .. }, Shape::Flat(n)) => {
+                (
+                    LayerConfig::Dense {
+                        units, use_bias, ..
+                    },
+                    Shape::Flat(n),
+                ) => {
                     if *units == 0 {
                         return Err(fail("units must be at least 1".into()));
                     }
-                    (Shape::Flat(*units), (n + 1) * units, 0)
+                    (Shape::Flat(*units), (n + usize::from(*use_bias)) * units, 0)
                 }
                 (LayerConfig::Dense { .. }, Shape::Image(_)) => {
                     return Err(fail(
@@ -326,7 +389,13 @@ impl ModelConfig {
                     }
                     (s, 0, 0)
                 }
-                (LayerConfig::BatchNormalization { .. }, s) => {
+                (LayerConfig::BatchNormalization { epsilon, momentum }, s) => {
+                    if !(0.0..=1.0).contains(momentum) {
+                        return Err(fail(format!("momentum {momentum} is not in [0, 1]")));
+                    }
+                    if !(epsilon.is_finite() && *epsilon > 0.0) {
+                        return Err(fail(format!("epsilon {epsilon} must be positive")));
+                    }
                     let features = match s {
                         Shape::Image([c, ..]) => c,
                         Shape::Flat(n) => n,
@@ -520,24 +589,45 @@ mod tests {
         let compile = CompileConfig {
             optimizer: Some(OptimizerKind::Adadelta),
             learning_rate: Some(1.0),
-            lr_decay: None,
+            rho: Some(0.9),
+            ..Default::default()
         };
-        assert_eq!(compile.resolve(None, None), (OptimizerKind::Adadelta, 1.0));
+        let resolve = |o, lr| {
+            let (opt, lr) = compile.resolve(o, lr).unwrap();
+            (opt.kind(), lr)
+        };
+        assert_eq!(resolve(None, None), (OptimizerKind::Adadelta, 1.0));
         assert_eq!(
-            compile.resolve(Some(OptimizerKind::Adam), None),
+            resolve(Some(OptimizerKind::Adam), None),
             (OptimizerKind::Adam, 1e-3)
         );
         assert_eq!(
-            compile.resolve(Some(OptimizerKind::Adam), Some(0.01)),
+            resolve(Some(OptimizerKind::Adam), Some(0.01)),
             (OptimizerKind::Adam, 0.01)
         );
         assert_eq!(
-            compile.resolve(Some(OptimizerKind::Adadelta), None),
+            resolve(Some(OptimizerKind::Adadelta), None),
             (OptimizerKind::Adadelta, 1.0)
         );
+        // The config's ρ goes with its Adadelta, not with an Adam chosen instead.
         assert_eq!(
-            CompileConfig::default().resolve(None, Some(0.5)),
-            (OptimizerKind::Adadelta, 0.5)
+            compile.resolve(None, None).unwrap().0,
+            Optimizer::Adadelta {
+                rho: 0.9,
+                epsilon: 1e-7
+            }
         );
+        assert_eq!(
+            compile.resolve(Some(OptimizerKind::Adam), None).unwrap().0,
+            OptimizerKind::Adam.keras()
+        );
+        let (opt, lr) = CompileConfig::default().resolve(None, Some(0.5)).unwrap();
+        assert_eq!((opt.kind(), lr), (OptimizerKind::Adadelta, 0.5));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(
+                CompileConfig::default().resolve(None, Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

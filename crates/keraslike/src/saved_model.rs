@@ -8,9 +8,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
+use clap::ValueEnum;
 use dataset::digit_image;
+use dataset::image_folder::decode_file;
 use dataset::output::write_atomic;
-use image::imageops::FilterType;
+use dataset::{ColorMode, FolderOptions, Interpolation};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Sequential;
@@ -26,6 +28,33 @@ pub enum Preprocess {
     /// Keras's `load_img(target_size=...)`: resized to the input size, grey or RGB by the
     /// input's channels.
     Resize,
+}
+
+/// How images are resized to the model's input (`face --interpolation`; Keras's
+/// `flow_from_directory(interpolation=...)`), kept with the model so that `evaluate` and
+/// `predict` resize as training did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Resample {
+    /// Keras's default: PIL's nearest neighbour, reproduced exactly.
+    #[default]
+    Nearest,
+    /// A triangle filter, widened when shrinking (PIL's BILINEAR).
+    Bilinear,
+}
+
+impl Resample {
+    /// A card without the setting comes from a run that resized bilinearly.
+    fn unrecorded() -> Self {
+        Resample::Bilinear
+    }
+
+    pub fn interpolation(self) -> Interpolation {
+        match self {
+            Resample::Nearest => Interpolation::Nearest,
+            Resample::Bilinear => Interpolation::Bilinear,
+        }
+    }
 }
 
 /// The data set a model was trained on, so `evaluate` finds its test set.
@@ -46,6 +75,9 @@ pub enum DataSource {
 pub struct ModelCard {
     pub classes: Vec<String>,
     pub preprocess: Preprocess,
+    /// How [`Preprocess::Resize`] resizes.
+    #[serde(default = "Resample::unrecorded")]
+    pub interpolation: Resample,
     pub source: DataSource,
     pub model: ModelConfig,
 }
@@ -126,22 +158,25 @@ impl ModelCard {
                 Ok(digit_image::mnist_input(path)?)
             }
             Preprocess::Resize => {
-                let img = image::open(path)
-                    .with_context(|| format!("{}: cannot read image", path.display()))?;
-                let img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
-                let pixels: Vec<u8> = match c {
-                    1 => img.to_luma8().into_raw(),
-                    3 => {
-                        // Interleaved RGB to planes (C, H, W).
-                        let rgb = img.to_rgb8().into_raw();
-                        (0..3)
-                            .flat_map(|ch| rgb.iter().skip(ch).step_by(3).copied())
-                            .collect()
-                    }
-                    _ => bail!("cannot make a {c}-channel input from an image"),
-                };
+                let (pixels, _) = decode_file(path, &self.folder_options())?;
                 Ok(pixels.into_iter().map(|p| p as f32 / 255.0).collect())
             }
+        }
+    }
+
+    /// How images are read for this model: resized to its input with its interpolation,
+    /// grey or RGB by its input's channels.
+    pub fn folder_options(&self) -> FolderOptions {
+        let [c, h, w] = self.model.input;
+        FolderOptions {
+            target_size: Some((h as u32, w as u32)),
+            color_mode: if c == 1 {
+                ColorMode::Grayscale
+            } else {
+                ColorMode::Rgb
+            },
+            interpolation: self.interpolation.interpolation(),
+            ..FolderOptions::default()
         }
     }
 }
@@ -161,6 +196,7 @@ mod tests {
         ModelCard {
             classes: vec!["nonsmile".into(), "smile".into()],
             preprocess: Preprocess::Resize,
+            interpolation: Resample::Nearest,
             source: DataSource::Mnist,
             model,
         }
@@ -221,5 +257,30 @@ mod tests {
         assert_eq!(x.len(), 3 * 8 * 6);
         assert!(x[..48].iter().all(|&v| v == 1.0));
         assert!(x[48..].iter().all(|&v| v == 0.0));
+    }
+
+    /// `predict` resizes as the card says: nearest keeps the picture's exact pixel values,
+    /// bilinear blends neighbours; a card without the setting means bilinear.
+    #[test]
+    fn predict_resizes_with_the_cards_interpolation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stripes.png");
+        // Vertical stripes of 0 and 255, one pixel wide, shrunk from 20x30 to 6x8.
+        image::RgbImage::from_fn(20, 30, |x, _| {
+            image::Rgb([if x % 2 == 0 { 0 } else { 255 }; 3])
+        })
+        .save(&path)
+        .unwrap();
+        let mut card = small_card();
+        let nearest = card.image_input(&path).unwrap();
+        assert!(nearest.iter().all(|&v| v == 0.0 || v == 1.0), "{nearest:?}");
+        card.interpolation = Resample::Bilinear;
+        let bilinear = card.image_input(&path).unwrap();
+        assert!(bilinear.iter().any(|&v| v > 0.1 && v < 0.9), "{bilinear:?}");
+
+        let mut text = toml::to_string(&small_card()).unwrap();
+        text = text.replace("interpolation = \"nearest\"\n", "");
+        let old: ModelCard = toml::from_str(&text).unwrap();
+        assert_eq!(old.interpolation, Resample::Bilinear);
     }
 }

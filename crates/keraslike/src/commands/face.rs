@@ -9,7 +9,7 @@ use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
-use dataset::{ColorMode, FolderOptions, ImageFolder, ImageShape, Interpolation};
+use dataset::{ColorMode, FolderOptions, ImageFolder, ImageShape};
 
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher, ImageItem};
@@ -17,7 +17,7 @@ use keraslike::evaluate::{Evaluation, evaluate};
 use keraslike::fit::fit;
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
-use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess};
+use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess, Resample};
 
 use super::TrainArgs;
 
@@ -39,6 +39,10 @@ pub struct FaceArgs {
     /// Colour mode [default: the config's input channels: 3 rgb, 1 grayscale].
     #[arg(long, value_enum)]
     color: Option<Color>,
+    /// How images are resized to the input size: nearest (Keras's default, exactly PIL's)
+    /// or bilinear.
+    #[arg(long, value_enum, default_value_t = Resample::Nearest)]
+    interpolation: Resample,
     /// Batches per epoch, cycling through the shuffled training images (Keras
     /// `steps_per_epoch`) [default: the config's; without one, whole passes].
     #[arg(long)]
@@ -149,7 +153,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let folder_options = FolderOptions {
         target_size: Some((height as u32, width as u32)),
         color_mode,
-        interpolation: Interpolation::Bilinear,
+        interpolation: args.interpolation.interpolation(),
         rescale: 1.0,
         skip_invalid: args.skip_invalid,
         prefetch: 4,
@@ -202,7 +206,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         per_epoch(steps),
         per_epoch(validation_steps),
         args.train.backend,
-        options.optimizer,
+        options.optimizer.kind(),
         options.learning_rate,
         options.epochs,
         out.display()
@@ -224,6 +228,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let card = ModelCard {
         classes: classes.clone(),
         preprocess: Preprocess::Resize,
+        interpolation: args.interpolation,
         source: DataSource::Folder { path: data_root },
         model: config,
     };
@@ -276,20 +281,7 @@ pub fn report(result: &Evaluation, classes: &[String]) {
 
 /// The folder's test split, for `evaluate`.
 pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
-    let [channels, height, width] = card.model.input;
-    let options = FolderOptions {
-        target_size: Some((height as u32, width as u32)),
-        color_mode: if channels == 1 {
-            ColorMode::Grayscale
-        } else {
-            ColorMode::Rgb
-        },
-        interpolation: Interpolation::Bilinear,
-        rescale: 1.0,
-        skip_invalid: false,
-        prefetch: 4,
-    };
-    let folder = open_split(root, "test", &options)
+    let folder = open_split(root, "test", &card.folder_options())
         .with_context(|| format!("evaluating on {}", root.display()))?;
     if folder.classes() != card.classes {
         bail!(
@@ -300,4 +292,34 @@ pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
         );
     }
     Ok(FolderImages::new(folder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        face: FaceArgs,
+    }
+
+    #[test]
+    fn images_are_resized_with_nearest_unless_bilinear_is_asked_for() {
+        let parse = |extra: &[&str]| {
+            let args = ["face", "--data", "/faces"].iter().chain(extra);
+            Cli::try_parse_from(args)
+                .expect("valid flags")
+                .face
+                .interpolation
+        };
+        assert_eq!(parse(&[]), Resample::Nearest);
+        assert_eq!(parse(&["--interpolation", "bilinear"]), Resample::Bilinear);
+        assert_eq!(
+            Resample::Nearest.interpolation(),
+            dataset::Interpolation::Nearest
+        );
+        assert!(Cli::try_parse_from(["face", "--data", "x", "--interpolation", "cubic"]).is_err());
+    }
 }

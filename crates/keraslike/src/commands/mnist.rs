@@ -13,7 +13,7 @@ use keraslike::evaluate::evaluate;
 use keraslike::fit::fit;
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
-use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess};
+use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess, Resample};
 
 use super::{DataArgs, TrainArgs};
 
@@ -90,7 +90,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         train.len(),
         test.len(),
         args.train.backend,
-        options.optimizer,
+        options.optimizer.kind(),
         options.learning_rate,
         options.batch_size,
         options.epochs,
@@ -123,6 +123,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let card = ModelCard {
         classes: classes.clone(),
         preprocess: Preprocess::Digits,
+        interpolation: Resample::default(),
         source,
         model: config,
     };

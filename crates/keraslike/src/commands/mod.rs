@@ -42,8 +42,8 @@ pub struct TrainArgs {
     /// Optimiser [default: the config's, else adadelta].
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: the config's, else the optimiser's: adadelta 1.0, adam and
-    /// rmsprop 0.001, sgd 0.01].
+    /// Learning rate [default: the config's, else the optimiser's: adadelta 1.0, adam,
+    /// rmsprop and adagrad 0.001, sgd 0.01].
     #[arg(long)]
     lr: Option<f64>,
     /// Output folder [default: runs/keraslike/<config name>].
@@ -84,7 +84,7 @@ impl TrainArgs {
 
     /// The flags over the config's `[compile]` and `[fit]` settings.
     pub fn fit_options(&self, config: &ModelConfig) -> Result<FitOptions> {
-        let (optimizer, learning_rate) = config.compile.resolve(self.optimizer, self.lr);
+        let (optimizer, learning_rate) = config.compile.resolve(self.optimizer, self.lr)?;
         let options = FitOptions {
             epochs: self.epochs.or(config.fit.epochs).unwrap_or(10),
             batch_size: self.batch_size.or(config.fit.batch_size).unwrap_or(32),
@@ -99,6 +99,7 @@ impl TrainArgs {
             bail!("--epochs and --batch-size must be at least 1");
         }
         if !(options.lr_decay > 0.0 && options.lr_decay <= 1.0) {
+            // NaN fails this test too.
             bail!(
                 "lr_decay must be in (0, 1]; the config has {}",
                 options.lr_decay
