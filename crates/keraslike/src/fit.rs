@@ -10,6 +10,7 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::lr_scheduler::exponential::ExponentialLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
@@ -20,6 +21,7 @@ use burn::train::{
 };
 
 use crate::data::{ImageBatch, ImageBatcher, ImageItem};
+use crate::guard::TrainingGuard;
 use crate::history::History;
 use crate::model::Sequential;
 use crate::optimizer::Optimizer;
@@ -72,6 +74,8 @@ pub struct FitOptions {
     pub workers: usize,
     /// Continue from the last checkpoint in the output folder.
     pub resume: bool,
+    /// Replace the outputs of an earlier run in the output folder.
+    pub overwrite: bool,
 }
 
 pub struct Fitted {
@@ -104,6 +108,88 @@ pub fn history_path(out: &Path) -> PathBuf {
     out.join("history.csv")
 }
 
+/// What a training run writes into its folder: `--overwrite` removes these and nothing
+/// else.
+const RUN_OUTPUTS: [&str; 11] = [
+    "checkpoint",
+    "train",
+    "valid",
+    "history.csv",
+    "loss.png",
+    "acc.png",
+    "model.bpk",
+    "model.toml",
+    "confusion.csv",
+    "experiment.log",
+    "summary.txt",
+];
+
+/// The folder a new run writes into: created when missing; a folder that already holds
+/// anything is refused, unless `overwrite`, which removes an earlier run's outputs (and
+/// only those). Then checks that files can be written there, before any training.
+fn prepare_new_run_folder(out: &Path, overwrite: bool) -> Result<()> {
+    let entries: Vec<String> = match std::fs::read_dir(out) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if !entries.is_empty() {
+        if !overwrite {
+            let mut shown = entries.clone();
+            shown.sort();
+            shown.truncate(3);
+            bail!(
+                "{}: is not empty (holds {}{}); pass --overwrite to replace an earlier run there, \
+                 --resume to continue it, or choose another --out",
+                out.display(),
+                shown.join(", "),
+                if entries.len() > 3 { ", ..." } else { "" }
+            );
+        }
+        for name in RUN_OUTPUTS {
+            let path = out.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else if path.exists() {
+                std::fs::remove_file(&path)
+            } else {
+                Ok(())
+            };
+            removed
+                .with_context(|| format!("{}: cannot remove for --overwrite", path.display()))?;
+        }
+    }
+    check_writable(out)
+}
+
+/// Creates `out` if needed and writes and removes a probe file in it.
+fn check_writable(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let probe = out.join(".keraslike-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("{}: cannot write into this folder", out.display()))?;
+    std::fs::remove_file(&probe).with_context(|| format!("{}: cannot remove", probe.display()))?;
+    Ok(())
+}
+
+/// A checkpoint that `--resume` would load must fit the model the config builds: burn
+/// would panic on the mismatch inside training.
+fn check_checkpoint_fits(out: &Path, epoch: usize, model: &Sequential) -> Result<()> {
+    let path = out.join("checkpoint").join(format!("model-{epoch}.bpk"));
+    let record = burn::store::ModuleRecord::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: not a burnpack checkpoint: {e}", path.display()))?;
+    model.clone().try_load_record(record).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: does not fit the model of this config ({e}); resume with the config that \
+             started the run",
+            path.display()
+        )
+    })?;
+    Ok(())
+}
+
 /// Trains `model` on `train`, validating on `valid` after every epoch. Writes into `out`:
 /// checkpoints (`checkpoint/`), burn's metric logs, and `history.csv` with its figures.
 pub fn fit<T, V>(
@@ -118,17 +204,29 @@ where
     T: Dataset<ImageItem> + 'static,
     V: Dataset<ImageItem> + 'static,
 {
+    if train.is_empty() {
+        bail!("no training images: there is nothing to train on");
+    }
+    if valid.is_empty() {
+        bail!("no validation images: there is nothing to validate on");
+    }
     let start = match (options.resume, last_checkpoint(out)) {
-        (true, Some(epoch)) => Some(epoch),
+        (true, Some(epoch)) => {
+            if options.overwrite {
+                bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
+            }
+            check_writable(out)?;
+            check_checkpoint_fits(out, epoch, &model)?;
+            Some(epoch)
+        }
         (true, None) => bail!(
             "{}: nothing to resume (no checkpoint/model-N.bpk); drop --resume to start afresh",
             out.display()
         ),
-        (false, Some(_)) => bail!(
-            "{}: already holds a training run; pass --resume to continue it, or choose another --out",
-            out.display()
-        ),
-        (false, None) => None,
+        (false, _) => {
+            prepare_new_run_folder(out, options.overwrite)?;
+            None
+        }
     };
     let mut history = match start {
         Some(_) => History::load_or_empty(&history_path(out))?,
@@ -146,8 +244,6 @@ where
             println!("Resuming from epoch {epoch} ({})", out.display());
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-
     // Decay is applied per step, so an epoch of n steps multiplies the rate by lr_decay.
     let schedule = if options.lr_decay == 1.0 {
         ModuleLrScheduler::from(options.learning_rate)
@@ -181,7 +277,8 @@ where
     let on_terminal = std::io::stdout().is_terminal();
     let dashboard: Option<Box<dyn MetricsRenderer>> = on_terminal
         .then(|| Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), start)) as _);
-    let renderer = EpochRenderer::new(dashboard, shared.clone());
+    let guard = TrainingGuard::new(interrupter.clone());
+    let renderer = EpochRenderer::new(dashboard, shared.clone(), guard.clone());
 
     let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
@@ -204,6 +301,19 @@ where
     }
     if let Some(error) = result.error {
         bail!("training failed: {error}");
+    }
+    if let Some(reason) = guard.reason() {
+        let good = history
+            .epochs
+            .iter()
+            .rfind(|r| r.loss.is_finite() && r.val_loss.is_finite())
+            .map(|r| r.epoch);
+        bail!(
+            "{reason}: training stopped and no model was written (history.csv has the epochs \
+             run{}); a lower learning rate usually cures this",
+            good.map(|e| format!(", the last finite one epoch {e}"))
+                .unwrap_or_default()
+        );
     }
     Ok(Fitted {
         model: result.model,

@@ -11,6 +11,7 @@ pub mod fit;
 pub mod flex_ops;
 pub mod gan;
 pub mod gan_score;
+pub mod guard;
 pub mod history;
 pub mod initializers;
 pub mod model;

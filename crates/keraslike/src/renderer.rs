@@ -16,6 +16,7 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
+use crate::guard::TrainingGuard;
 use crate::history::{EpochRecord, History};
 
 /// One split's latest value of each metric, by metric name.
@@ -42,11 +43,18 @@ pub struct EpochRenderer {
     valid: SplitValues,
     epoch_started: Instant,
     total_epochs: usize,
+    /// The epoch under way, 1-based.
+    epoch: usize,
     history: Arc<Mutex<History>>,
+    guard: TrainingGuard,
 }
 
 impl EpochRenderer {
-    pub fn new(inner: Option<Box<dyn MetricsRenderer>>, history: Arc<Mutex<History>>) -> Self {
+    pub fn new(
+        inner: Option<Box<dyn MetricsRenderer>>,
+        history: Arc<Mutex<History>>,
+        guard: TrainingGuard,
+    ) -> Self {
         Self {
             inner,
             names: HashMap::new(),
@@ -54,7 +62,9 @@ impl EpochRenderer {
             valid: SplitValues::default(),
             epoch_started: Instant::now(),
             total_epochs: 0,
+            epoch: 1,
             history,
+            guard,
         }
     }
 
@@ -72,6 +82,9 @@ impl EpochRenderer {
 impl MetricsRendererTraining for EpochRenderer {
     fn update_train(&mut self, state: MetricState) {
         if let Some((name, value)) = self.numeric(&state) {
+            if name == "Loss" {
+                self.guard.batch_loss(value.current(), self.epoch, false);
+            }
             self.train.record(&name, &value);
         }
         if let Some(inner) = &mut self.inner {
@@ -81,6 +94,9 @@ impl MetricsRendererTraining for EpochRenderer {
 
     fn update_valid(&mut self, state: MetricState) {
         if let Some((name, value)) = self.numeric(&state) {
+            if name == "Loss" {
+                self.guard.batch_loss(value.current(), self.epoch, true);
+            }
             self.valid.record(&name, &value);
         }
         if let Some(inner) = &mut self.inner {
@@ -108,6 +124,8 @@ impl TrainingProgressLogger for EpochRenderer {
         label: Option<&str>,
     ) {
         self.total_epochs = total_epochs;
+        // burn-train's starting epoch is 1-based: the checkpoint resumed from, plus one.
+        self.epoch = starting_epoch.max(1);
         self.epoch_started = Instant::now();
         if let Some(inner) = &mut self.inner {
             inner.start(total_epochs, starting_epoch, total_items, label);
@@ -125,9 +143,11 @@ impl TrainingProgressLogger for EpochRenderer {
             seconds: self.epoch_started.elapsed().as_secs_f64(),
         };
         self.epoch_started = Instant::now();
+        self.epoch = epoch + 1;
         if let Ok(mut history) = self.history.lock() {
             history.epochs.push(record);
         }
+        self.guard.epoch_loss(record.loss, epoch);
         match &mut self.inner {
             Some(inner) => inner.update_epoch(epoch),
             None => println!("{}", record.line(self.total_epochs)),

@@ -130,6 +130,19 @@ pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
     })?;
     let card: ModelCard = toml::from_str(&text)
         .with_context(|| format!("{}: not a model card", card_file.display()))?;
+    let infos = card
+        .model
+        .infer()
+        .with_context(|| format!("{}: the model it describes", card_file.display()))?;
+    let outputs = infos.last().map(|l| l.output);
+    if outputs != Some(crate::model_config::Shape::Flat(card.classes.len())) {
+        bail!(
+            "{}: lists {} class names for a model whose output is {}",
+            card_file.display(),
+            card.classes.len(),
+            outputs.map_or("nothing".into(), |s| s.keras())
+        );
+    }
     let record = ModuleRecord::load(path)
         .map_err(|e| anyhow!("{}: not a burnpack weights file: {e}", path.display()))?;
     let model = Sequential::new(&card.model, device)?
@@ -239,6 +252,16 @@ mod tests {
         std::fs::write(card_path(&path), toml::to_string(&other).unwrap()).unwrap();
         let err = load(&path, &device).unwrap_err().to_string();
         assert!(err.contains("do not fit"), "{err}");
+
+        // A card naming fewer classes than the model has outputs.
+        let mut short = card.clone();
+        short.classes.pop();
+        std::fs::write(card_path(&path), toml::to_string(&short).unwrap()).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(
+            err.contains("1 class names") && err.contains("(None, 2)"),
+            "{err}"
+        );
 
         std::fs::write(&path, b"not burnpack").unwrap();
         std::fs::write(card_path(&path), toml::to_string(&card).unwrap()).unwrap();

@@ -175,14 +175,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         height,
         width,
     };
-    let last = infos.last().map(|l| l.output);
-    if last != Some(keraslike::model_config::Shape::Flat(classes.len())) {
-        bail!(
-            "the model's last layer must give one output per class ({}), not {:?}",
-            classes.len(),
-            last
-        );
-    }
+    super::check_outputs(&infos, &classes)?;
 
     let device = backend::device(args.train.backend)?;
     device.seed(options.seed);

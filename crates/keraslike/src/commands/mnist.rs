@@ -63,12 +63,6 @@ pub fn load_mnist(
 pub fn run(args: MnistArgs) -> Result<()> {
     let (config, name) = args.train.load_config(COURSE_CNN, "mnist-cnn")?;
     let infos = config.infer()?;
-    if config.input != [1, 28, 28] {
-        bail!(
-            "MNIST images are [1, 28, 28]; the model's input is {:?}",
-            config.input
-        );
-    }
     let options = args.train.fit_options(&config)?;
     let out = args.train.out_dir(&name);
     let (kind, source) = match args.dataset {
@@ -79,6 +73,26 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let (train, test) = load_mnist(kind, &args.data, train_limit, args.test_limit)?;
     let classes = train.classes.clone();
     let shape = train.shape;
+    let [c, h, w] = config.input;
+    let files = format!("the {} IDX files", kind.folder());
+    if (shape.channels, shape.height, shape.width) != (c, h, w) {
+        bail!(
+            "{files}: training images are {}x{}x{}, the model's input is {c}x{h}x{w}",
+            shape.channels,
+            shape.height,
+            shape.width
+        );
+    }
+    if test.shape != shape {
+        bail!(
+            "{files}: test images are {}x{}, training images {}x{}",
+            test.shape.height,
+            test.shape.width,
+            shape.height,
+            shape.width
+        );
+    }
+    super::check_outputs(&infos, &classes)?;
 
     let device = backend::device(args.train.backend)?;
     device.seed(options.seed);

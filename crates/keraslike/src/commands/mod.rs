@@ -12,7 +12,7 @@ use clap::Args;
 
 use keraslike::backend::Backend;
 use keraslike::fit::FitOptions;
-use keraslike::model_config::ModelConfig;
+use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
 
 #[derive(Args, Clone)]
@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint, up to --epochs.
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds an earlier run, replacing its outputs (without
+    /// it, a folder that is not empty is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// Seed of the initial weights, shuffling, dropout and augmentation [default: the
     /// config's, else 42].
     #[arg(long)]
@@ -94,6 +98,7 @@ impl TrainArgs {
             seed: self.seed.or(config.fit.seed).unwrap_or(42),
             workers: self.workers.max(1),
             resume: self.resume,
+            overwrite: self.overwrite,
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
@@ -114,4 +119,18 @@ impl TrainArgs {
             .clone()
             .unwrap_or_else(|| Path::new("runs/keraslike").join(name))
     }
+}
+
+/// The model's last layer must give one output per class of the data.
+pub fn check_outputs(infos: &[LayerInfo], classes: &[String]) -> Result<()> {
+    let last = infos.last().map(|l| l.output);
+    if last != Some(Shape::Flat(classes.len())) {
+        bail!(
+            "the model's last layer must give one output per class ({} classes: {}), not {}",
+            classes.len(),
+            classes.join(", "),
+            last.map_or("nothing".into(), |s| s.keras())
+        );
+    }
+    Ok(())
 }
