@@ -23,7 +23,7 @@ pub fn mnist_input(path: &Path) -> Result<Vec<f32>> {
         path: path.to_path_buf(),
         reason,
     };
-    let img = image::open(path).map_err(|e| bad(e.to_string()))?;
+    let img = crate::image_file::open(path)?;
     to_mnist(&img.to_luma8()).map_err(|why| bad(format!("no digit found: {why}")))
 }
 

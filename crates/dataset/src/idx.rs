@@ -16,6 +16,9 @@ const TYPE_U8: u8 = 0x08;
 const MAX_RANK: usize = 4;
 /// gzip's two magic bytes: decides between compressed and raw whatever the file is called.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// deflate expands at most 1032-fold (258 bytes from a 2-bit code): a header claiming more
+/// than that from the file's size cannot be true, and is refused before inflating.
+const MAX_DEFLATE_RATIO: u64 = 1032;
 
 /// A u8 IDX array: its dimensions and row-major data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +83,12 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
 
     let header_len = 4 + 4 * rank as u64;
+    if compressed && expected as u64 > file_len.saturating_mul(MAX_DEFLATE_RATIO) {
+        return Err(bad(format!(
+            "header says {dims:?} = {expected} bytes of data, more than a {file_len}-byte gzip \
+             file can hold"
+        )));
+    }
     if !compressed && file_len - header_len != expected as u64 {
         return Err(bad(format!(
             "header says {dims:?} = {expected} bytes of data but the file has {}",
@@ -201,6 +210,25 @@ mod tests {
                 .to_string();
             assert!(msg.contains(name), "{msg}");
         }
+    }
+
+    /// A gzip bomb: 32 MB of zeros compress to ~32 KB; the header claims 2^31 images.
+    /// Refused from the sizes alone, before inflating anything.
+    #[test]
+    fn a_gzip_file_claiming_more_than_deflate_can_hold_is_refused_before_inflating() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0, 0, 8, 3];
+        for d in [1u32 << 31, 28, 28] {
+            bytes.extend_from_slice(&d.to_be_bytes());
+        }
+        bytes.resize(bytes.len() + (32 << 20), 0);
+        let path = write(dir.path(), "bomb.idx.gz", &gzip(&bytes));
+        // This message comes only from the check made before inflating.
+        let msg = read_idx(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("bomb.idx.gz") && msg.contains("gzip file can hold"),
+            "{msg}"
+        );
     }
 
     #[test]

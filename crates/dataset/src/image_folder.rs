@@ -402,18 +402,9 @@ fn count_classes(items: &[FolderItem], classes: usize) -> Vec<usize> {
     counts
 }
 
-/// Reads the format and size from the file's first bytes.
+/// Reads the format and size from the file's first bytes ([`crate::image_file::dimensions`]).
 fn read_header(path: &Path) -> Result<()> {
-    image::ImageReader::open(path)
-        .map_err(io_err(path))?
-        .with_guessed_format()
-        .map_err(io_err(path))?
-        .into_dimensions()
-        .map_err(|e| DatasetError::BadImage {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    Ok(())
+    crate::image_file::dimensions(path).map(|_| ())
 }
 
 /// Decodes, resizes and converts one image to u8 (C, H, W).
@@ -422,12 +413,7 @@ pub fn decode_file(path: &Path, options: &FolderOptions) -> Result<(Vec<u8>, Ima
         path: path.to_path_buf(),
         reason,
     };
-    let image = image::ImageReader::open(path)
-        .map_err(io_err(path))?
-        .with_guessed_format()
-        .map_err(io_err(path))?
-        .decode()
-        .map_err(|e| bad(e.to_string()))?;
+    let image = crate::image_file::open(path)?;
     let (h, w) = options
         .target_size
         .unwrap_or((image.height(), image.width()));

@@ -313,8 +313,7 @@ fn predict(args: PredictArgs) -> Result<()> {
 
 /// Any image as an input of `shape`: resized (bilinear), grey or RGB, channels-last, /255.
 fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
-    let img =
-        image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
+    let img = dataset::image_file::open(path)?;
     let (w, h) = (shape.width as u32, shape.height as u32);
     let resized = img.resize_exact(w, h, image::imageops::FilterType::Triangle);
     let bytes = match shape.channels {
