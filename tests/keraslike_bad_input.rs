@@ -233,3 +233,44 @@ fn resuming_with_a_config_of_other_shapes_is_refused() {
     );
     assert_eq!(snapshot(&out), before);
 }
+
+#[test]
+fn models_and_batches_that_cannot_fit_in_memory_are_refused_with_the_numbers() {
+    let s = Setup::new();
+    let huge = s.config_with(
+        "huge.toml",
+        &SMALL_CNN.replace(
+            "[[layers]]\ntype = \"Dense\"\nunits = 10",
+            "[[layers]]\ntype = \"Dense\"\nunits = 1000000000\n[[layers]]\ntype = \"Dense\"\nunits = 10",
+        ),
+    );
+    let out = s.root.join("huge");
+    let err = one_line_error(&s.mnist(&huge, &out, &[]));
+    assert!(err.contains("needs about") && err.contains("available"), "{err}");
+    assert!(!out.exists());
+    let err = one_line_error(&s.mnist(&s.config, &out, &["--batch-size", "100000000000"]));
+    assert!(err.contains("batches of 100000000000") && err.contains("needs about"), "{err}");
+
+    let faces = s.root.join("faces");
+    for split in ["train", "test"] {
+        dataset::synthetic::write_image_folder(&faces.join(split), &["a", "b"], 2, (8, 8), 1)
+            .unwrap();
+    }
+    let face = run(
+        &keraslike(),
+        &[
+            "face",
+            "--data",
+            faces.to_str().unwrap(),
+            "--size",
+            "20000x20000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    let err = one_line_error(&face);
+    assert!(err.contains("needs about"), "{err}");
+    assert!(!out.exists());
+}

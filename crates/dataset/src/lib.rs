@@ -9,6 +9,7 @@
 //! - [`digit_image`]: any photo or drawing of a digit as a 28×28 MNIST-style input.
 //! - [`download`]: checksummed, atomic downloads into the data directory.
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
+//! - [`memory`]: the memory available, to refuse what would not fit before allocating it.
 //! - [`output`]: atomic file writes and line charts shared by both halves' results.
 //! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
@@ -26,6 +27,7 @@ pub mod idx;
 pub mod image_file;
 pub mod image_folder;
 pub mod labelled;
+pub mod memory;
 pub mod mnist;
 pub mod output;
 pub mod pil;

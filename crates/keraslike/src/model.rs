@@ -81,8 +81,12 @@ impl Act {
 impl Sequential {
     /// Builds the model `config` describes, with fresh weights on `device`.
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self> {
-        // Shapes are checked, with clear errors, before anything is built.
+        // Shapes are checked, with clear errors, before anything is built; so is the memory
+        // the weights take.
         let infos = config.infer()?;
+        let params: u128 = infos.iter().map(|l| l.params() as u128).sum();
+        dataset::memory::check_fits(4 * params, &format!("the model's {params} parameters"))
+            .map_err(anyhow::Error::msg)?;
         let mut input = Shape::Image(config.input);
         let mut layers = Vec::new();
         for (layer, info) in config.layers.iter().zip(&infos) {

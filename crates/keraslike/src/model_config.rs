@@ -429,6 +429,21 @@ impl ModelConfig {
     }
 }
 
+/// Rough bytes that training `infos`' model with batches of `batch` takes: each parameter
+/// four times (weights, gradients, two optimiser moments) and, per image, every layer's
+/// output twice (values and gradients), as f32. For refusing what cannot fit, before any
+/// of it is allocated.
+pub fn training_bytes(input: [usize; 3], infos: &[LayerInfo], batch: usize) -> u128 {
+    let params: u128 = infos.iter().map(|l| l.params() as u128).sum();
+    let size = |s: Shape| match s {
+        Shape::Image([c, h, w]) => (c * h * w) as u128,
+        Shape::Flat(n) => n as u128,
+    };
+    let per_image: u128 =
+        size(Shape::Image(input)) + infos.iter().map(|l| size(l.output)).sum::<u128>();
+    4 * (4 * params + 2 * per_image * batch as u128)
+}
+
 /// Keras's default layer names: `conv2d`, `conv2d_1`, `max_pooling2d`, `dense_1`, ...
 fn keras_name(kind: &str) -> &'static str {
     match kind {
@@ -531,6 +546,21 @@ mod tests {
         );
         let table = summary_table("sequential", &infos);
         assert!(table.contains("Total params: 1,625,866"), "{table}");
+    }
+
+    #[test]
+    fn training_memory_counts_parameters_and_activations() {
+        let cfg = ModelConfig::parse(
+            "input = [1, 4, 4]\n[[layers]]\ntype = \"Flatten\"\n[[layers]]\ntype = \"Dense\"\nunits = 2\n",
+            "x",
+        )
+        .unwrap();
+        let infos = cfg.infer().unwrap();
+        // 34 parameters x 4 copies; per image 16 inputs + 16 flat + 2 outputs, twice.
+        assert_eq!(
+            training_bytes(cfg.input, &infos, 10),
+            4 * (4 * 34 + 2 * 34 * 10)
+        );
     }
 
     #[test]

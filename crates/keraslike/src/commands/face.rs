@@ -143,6 +143,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let infos = config.infer()?;
 
     let options = args.train.fit_options(&config)?;
+    super::check_training_memory(&config, &infos, options.batch_size)?;
     let steps = args.steps_per_epoch.or(config.fit.steps_per_epoch);
     let validation_steps = args.validation_steps.or(config.fit.validation_steps);
     if steps == Some(0) || validation_steps == Some(0) {

@@ -64,6 +64,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let (config, name) = args.train.load_config(COURSE_CNN, "mnist-cnn")?;
     let infos = config.infer()?;
     let options = args.train.fit_options(&config)?;
+    super::check_training_memory(&config, &infos, options.batch_size)?;
     let out = args.train.out_dir(&name);
     let (kind, source) = match args.dataset {
         MnistName::Mnist => (MnistKind::Digits, DataSource::Mnist),

@@ -134,3 +134,15 @@ pub fn check_outputs(infos: &[LayerInfo], classes: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses a model and batch size whose training would not fit in memory, with the numbers
+/// (a Dense layer of 10^9 units, a 20000x20000 input, a batch of 10^8 images).
+pub fn check_training_memory(
+    config: &ModelConfig,
+    infos: &[LayerInfo],
+    batch: usize,
+) -> Result<()> {
+    let bytes = keraslike::model_config::training_bytes(config.input, infos, batch);
+    dataset::memory::check_fits(bytes, &format!("training this model in batches of {batch}"))
+        .map_err(anyhow::Error::msg)
+}
