@@ -246,10 +246,16 @@ fn models_and_batches_that_cannot_fit_in_memory_are_refused_with_the_numbers() {
     );
     let out = s.root.join("huge");
     let err = one_line_error(&s.mnist(&huge, &out, &[]));
-    assert!(err.contains("needs about") && err.contains("available"), "{err}");
+    assert!(
+        err.contains("needs about") && err.contains("available"),
+        "{err}"
+    );
     assert!(!out.exists());
     let err = one_line_error(&s.mnist(&s.config, &out, &["--batch-size", "100000000000"]));
-    assert!(err.contains("batches of 100000000000") && err.contains("needs about"), "{err}");
+    assert!(
+        err.contains("batches of 100000000000") && err.contains("needs about"),
+        "{err}"
+    );
 
     let faces = s.root.join("faces");
     for split in ["train", "test"] {

@@ -76,6 +76,8 @@ pub struct FitOptions {
     pub resume: bool,
     /// Replace the outputs of an earlier run in the output folder.
     pub overwrite: bool,
+    /// The classifier's number of classes (its outputs), for the divergence check.
+    pub classes: usize,
 }
 
 pub struct Fitted {
@@ -277,7 +279,7 @@ where
     let on_terminal = std::io::stdout().is_terminal();
     let dashboard: Option<Box<dyn MetricsRenderer>> = on_terminal
         .then(|| Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), start)) as _);
-    let guard = TrainingGuard::new(interrupter.clone());
+    let guard = TrainingGuard::new(interrupter.clone(), options.classes);
     let renderer = EpochRenderer::new(dashboard, shared.clone(), guard.clone());
 
     let mut training = SupervisedTraining::new(out, train_loader, valid_loader)

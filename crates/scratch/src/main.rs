@@ -407,16 +407,27 @@ impl Experiment {
             Some(lr) => cfg.optimizer.with_lr(lr)?,
             None => cfg.optimizer.clone(),
         };
+        optimizer
+            .validate()
+            .with_context(|| format!("{origin} (or --lr)"))?;
         let batch_size = run.batch_size.unwrap_or(cfg.train.batch_size);
         if batch_size == 0 {
             bail!("--batch-size must be at least 1");
+        }
+        let epochs = run.epochs.unwrap_or(cfg.train.epochs);
+        if epochs == 0 {
+            bail!("--epochs must be at least 1 (there is nothing to train or save otherwise)");
+        }
+        let decay = cfg.train.lr_decay;
+        if !(decay.is_finite() && decay > 0.0 && decay <= 1.0) {
+            bail!("{origin}: [train] lr_decay = {decay} must be in (0, 1]");
         }
         Ok(Self {
             dataset: run
                 .data
                 .choice(cfg.train.dataset.as_deref())
                 .with_context(|| format!("{origin}: [train] dataset"))?,
-            epochs: run.epochs.unwrap_or(cfg.train.epochs),
+            epochs,
             seed: run.seed.unwrap_or(cfg.train.seed),
             batch_size,
             optimizer,
@@ -497,6 +508,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         args.run
             .data
             .load_limited(&dataset, args.run.train_limit, args.run.test_limit)?;
+    check_data(&train_set, &test_set, exp.cfg.train.shift)?;
     let (mut net, done) = match resumed {
         Some((net, prov)) => {
             check_fits(&net, &train_set, args.resume.as_deref())?;
@@ -527,6 +539,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .clone()
         .or_else(|| args.resume.clone())
         .unwrap_or_else(|| Path::new("runs/scratch").join(format!("{}.safetensors", exp.name)));
+    check_out(&out)?;
 
     let mut opt = optimizer::build(&exp.optimizer);
     println!(
@@ -551,8 +564,10 @@ fn train_command(args: TrainArgs) -> Result<()> {
     let epochs_done = done + outcome.epochs.len();
     if let Some(epoch) = outcome.diverged {
         bail!(
-            "the training loss became NaN or infinite in epoch {epoch} (try a smaller --lr); \
-             {} was not written",
+            "the training diverged in epoch {epoch}: its loss became NaN or infinite, or over \
+             {}x the first minibatch's (or ln of the class count); try a smaller --lr. {} was \
+             not written",
+            scratch::train::DIVERGENCE_FACTOR,
             out.display()
         );
     }
@@ -573,6 +588,56 @@ fn train_command(args: TrainArgs) -> Result<()> {
         std::process::exit(130);
     }
     println!("saved weights to {}", out.display());
+    Ok(())
+}
+
+/// Training and test sets must be usable together, before any work: not empty, samples
+/// of one shape, and augmentation shifts smaller than the images.
+fn check_data(train: &Samples, test: &Samples, shift: usize) -> Result<()> {
+    if train.is_empty() {
+        bail!("no training images (is --train-limit 0, or the file empty?)");
+    }
+    if test.is_empty() {
+        bail!("no test images (is --test-limit 0, or the file empty?)");
+    }
+    let (a, b) = (train.input_shape(), test.input_shape());
+    if a != b {
+        bail!("the training images are {a} but the test images {b}: they must have one shape");
+    }
+    if shift > 0 && (shift >= a.height || shift >= a.width) {
+        bail!(
+            "[train] shift = {shift} pixels is not smaller than the {}x{} images",
+            a.height,
+            a.width
+        );
+    }
+    Ok(())
+}
+
+/// `--out` may replace only a weights file `scratch` wrote, and its folder must take a new
+/// file: both checked before training, so that nothing is lost and no run's work is.
+fn check_out(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "{}: is a folder; --out names the weights file to write",
+            out.display()
+        );
+    }
+    if out.exists() && weights_file::load(out).is_err() {
+        bail!(
+            "{}: exists and is not a scratch weights file; it is not replaced (choose another --out)",
+            out.display()
+        );
+    }
+    let folder = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("{}: cannot create the folder for --out", folder.display()))?;
+    let probe = tempfile::NamedTempFile::new_in(&folder)
+        .with_context(|| format!("{}: cannot write the weights file there", folder.display()))?;
+    drop(probe);
     Ok(())
 }
 

@@ -31,6 +31,11 @@ impl Network {
     /// A network with fresh weights drawn with `seed`.
     pub fn new(arch: &Architecture, seed: u64) -> Result<Self> {
         let shapes = arch.shapes()?;
+        // Weights, gradients and up to two optimiser accumulators each, as f32: refused
+        // before any of it is allocated when the machine does not have it.
+        let params = arch.parameter_count()?;
+        dataset::memory::check_fits(16 * params, &format!("a network of {params} parameters"))
+            .map_err(anyhow::Error::msg)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut input = arch.input;
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(arch.layers.len());

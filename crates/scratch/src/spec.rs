@@ -228,6 +228,9 @@ impl Architecture {
         if self.layers.is_empty() {
             bail!("the network has no layers");
         }
+        if self.input.features() == 0 {
+            bail!("the data's samples are {}: empty", self.input);
+        }
         let mut shape = self.input;
         let mut shapes = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
@@ -253,6 +256,26 @@ impl Architecture {
 
     pub fn validate(&self) -> Result<()> {
         self.shapes().map(|_| ())
+    }
+
+    /// The number of weights, biases and BatchNorm statistics, counted from the shapes
+    /// (before anything is allocated).
+    pub fn parameter_count(&self) -> Result<u128> {
+        let shapes = self.shapes()?;
+        let mut input = self.input;
+        let mut count = 0u128;
+        for (layer, &output) in self.layers.iter().zip(&shapes) {
+            count += match *layer {
+                LayerSpec::Affine { units, .. } => (input.features() as u128 + 1) * units as u128,
+                LayerSpec::Conv { filters, size, .. } => {
+                    (input.channels as u128 * (size * size) as u128 + 1) * filters as u128
+                }
+                LayerSpec::BatchNorm { .. } => 4 * output.channels as u128,
+                _ => 0,
+            };
+            input = output;
+        }
+        Ok(count)
     }
 
     /// "784 → affine 50 → relu → affine 10", with shapes after shape-changing layers.
@@ -431,6 +454,62 @@ pub struct ExperimentConfig {
 
 /// The task-3 network, also in `configs/mlp-sigmoid.toml`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/mlp-sigmoid.toml");
+
+impl OptimizerSpec {
+    /// Every setting in its range: a learning rate that is a positive number, momentum and
+    /// decay rates in [0, 1), ε and h0 not negative. Errors name the setting.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f32| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("optimizer {name} = {v} must be a positive number");
+            }
+            Ok(())
+        };
+        let rate = |name: &str, v: f32| -> Result<()> {
+            if !(0.0..1.0).contains(&v) {
+                bail!("optimizer {name} = {v} must be in [0, 1)");
+            }
+            Ok(())
+        };
+        let non_negative = |name: &str, v: f32| -> Result<()> {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("optimizer {name} = {v} must not be negative");
+            }
+            Ok(())
+        };
+        match *self {
+            OptimizerSpec::Sgd { lr } => positive("lr", lr),
+            OptimizerSpec::Momentum { lr, momentum } => {
+                positive("lr", lr)?;
+                rate("momentum", momentum)
+            }
+            OptimizerSpec::AdaGrad { lr, h0 } => {
+                positive("lr", lr)?;
+                non_negative("h0", h0)
+            }
+            OptimizerSpec::RmsProp { lr, rho, eps } => {
+                positive("lr", lr)?;
+                rate("rho", rho)?;
+                non_negative("eps", eps)
+            }
+            OptimizerSpec::AdaDelta { rho, eps } => {
+                rate("rho", rho)?;
+                non_negative("eps", eps)
+            }
+            OptimizerSpec::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                positive("lr", lr)?;
+                rate("beta1", beta1)?;
+                rate("beta2", beta2)?;
+                non_negative("eps", eps)
+            }
+        }
+    }
+}
 
 impl ExperimentConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {

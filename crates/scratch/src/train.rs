@@ -55,10 +55,16 @@ pub struct TrainOutcome {
     pub epochs: Vec<EpochStats>,
     /// Stopped early by the `stop` flag (Ctrl-C).
     pub interrupted: bool,
-    /// The loss became NaN or infinite in this epoch (learning rate too high?): training
-    /// stopped there.
+    /// The loss became NaN or infinite, or an epoch's mean loss rose over
+    /// [`DIVERGENCE_FACTOR`] times the reference (the first minibatch's loss, at least ln of
+    /// the class count), in this epoch (learning rate too high?): training stopped there,
+    /// and the epoch's weights are not to be saved.
     pub diverged: Option<usize>,
 }
+
+/// An epoch whose mean loss exceeds the reference by this factor has diverged (the same
+/// rule as keraslike's, `crates/keraslike/src/guard.rs`).
+pub const DIVERGENCE_FACTOR: f32 = 10.0;
 
 /// Why an epoch ended before its last batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +90,10 @@ pub fn train(
     let mut epochs = Vec::new();
     let base_lr = optimizer.lr_mut().map(|lr| *lr);
     let shape = train.input_shape();
+    // The reference for divergence: ln K (guessing uniformly), or the first minibatch's
+    // loss if higher.
+    let mut reference = (train.classes.len().max(2) as f32).ln();
+    let mut first_batch = true;
     for e in 0..options.epochs {
         let epoch = options.first_epoch + e + 1;
         // Exponential decay per epoch, counted from the first epoch of the first run, so
@@ -134,6 +144,10 @@ pub fn train(
                 if !loss.is_finite() {
                     return ControlFlow::Break(StopReason::Diverged);
                 }
+                if first_batch {
+                    reference = reference.max(loss);
+                    first_batch = false;
+                }
                 loss_sum += loss as f64;
                 if it % 20 == 0 {
                     bar.set_message(format!("loss {:.4}", loss_sum / (it + 1) as f64));
@@ -155,9 +169,17 @@ pub fn train(
         }
         let train_seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        let mean_loss = (loss_sum / iterations as f64) as f32;
+        if mean_loss > DIVERGENCE_FACTOR * reference {
+            return TrainOutcome {
+                epochs,
+                interrupted: false,
+                diverged: Some(epoch),
+            };
+        }
         let stats = EpochStats {
             epoch,
-            loss: (loss_sum / iterations as f64) as f32,
+            loss: mean_loss,
             train_accuracy: match options.train_eval_limit {
                 Some(n) if n < train.len() => accuracy_of_first(net, train, n),
                 _ => accuracy(net, train),

@@ -99,6 +99,10 @@ impl TrainArgs {
             workers: self.workers.max(1),
             resume: self.resume,
             overwrite: self.overwrite,
+            classes: match config.infer()?.last().map(|l| l.output) {
+                Some(Shape::Flat(n)) => n,
+                _ => 2,
+            },
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
