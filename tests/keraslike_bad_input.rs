@@ -280,3 +280,21 @@ fn models_and_batches_that_cannot_fit_in_memory_are_refused_with_the_numbers() {
     assert!(err.contains("needs about"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn the_dcgan_refuses_a_folder_that_is_not_empty_too() {
+    let s = Setup::new();
+    let out = s.root.join("mine");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "my notes").unwrap();
+    let before = snapshot(&out);
+    let done = run(
+        &keraslike(),
+        &["dcgan", "--offline", "--epochs", "1", "--out", out.to_str().unwrap()],
+        None,
+        &[("DL_DATA_DIR", &s.data)],
+    );
+    let err = one_line_error(&done);
+    assert!(err.contains("not empty") && err.contains("--overwrite"), "{err}");
+    assert_eq!(snapshot(&out), before);
+}

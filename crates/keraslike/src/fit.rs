@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::lr_scheduler::exponential::ExponentialLrSchedulerConfig;
@@ -26,6 +26,7 @@ use crate::history::History;
 use crate::model::Sequential;
 use crate::optimizer::Optimizer;
 use crate::renderer::EpochRenderer;
+use crate::run_folder;
 
 impl Sequential {
     /// Logits, the cross-entropy of the batch, and the targets (what burn's metrics read).
@@ -126,56 +127,6 @@ const RUN_OUTPUTS: [&str; 11] = [
     "summary.txt",
 ];
 
-/// The folder a new run writes into: created when missing; a folder that already holds
-/// anything is refused, unless `overwrite`, which removes an earlier run's outputs (and
-/// only those). Then checks that files can be written there, before any training.
-fn prepare_new_run_folder(out: &Path, overwrite: bool) -> Result<()> {
-    let entries: Vec<String> = match std::fs::read_dir(out) {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    if !entries.is_empty() {
-        if !overwrite {
-            let mut shown = entries.clone();
-            shown.sort();
-            shown.truncate(3);
-            bail!(
-                "{}: is not empty (holds {}{}); pass --overwrite to replace an earlier run there, \
-                 --resume to continue it, or choose another --out",
-                out.display(),
-                shown.join(", "),
-                if entries.len() > 3 { ", ..." } else { "" }
-            );
-        }
-        for name in RUN_OUTPUTS {
-            let path = out.join(name);
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else if path.exists() {
-                std::fs::remove_file(&path)
-            } else {
-                Ok(())
-            };
-            removed
-                .with_context(|| format!("{}: cannot remove for --overwrite", path.display()))?;
-        }
-    }
-    check_writable(out)
-}
-
-/// Creates `out` if needed and writes and removes a probe file in it.
-fn check_writable(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let probe = out.join(".keraslike-write-check");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("{}: cannot write into this folder", out.display()))?;
-    std::fs::remove_file(&probe).with_context(|| format!("{}: cannot remove", probe.display()))?;
-    Ok(())
-}
-
 /// A checkpoint that `--resume` would load must fit the model the config builds: burn
 /// would panic on the mismatch inside training.
 fn check_checkpoint_fits(out: &Path, epoch: usize, model: &Sequential) -> Result<()> {
@@ -217,7 +168,7 @@ where
             if options.overwrite {
                 bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
             }
-            check_writable(out)?;
+            run_folder::check_writable(out)?;
             check_checkpoint_fits(out, epoch, &model)?;
             Some(epoch)
         }
@@ -226,7 +177,7 @@ where
             out.display()
         ),
         (false, _) => {
-            prepare_new_run_folder(out, options.overwrite)?;
+            run_folder::prepare_new(out, options.overwrite, &RUN_OUTPUTS)?;
             None
         }
     };

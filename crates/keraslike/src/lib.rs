@@ -19,4 +19,5 @@ pub mod model_config;
 pub mod optimizer;
 pub mod pool_kernels;
 pub mod renderer;
+pub mod run_folder;
 pub mod saved_model;

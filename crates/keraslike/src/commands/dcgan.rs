@@ -28,6 +28,16 @@ use ndarray::Array2;
 
 use super::DataArgs;
 
+/// What a DCGAN run writes into its folder (what `--overwrite` removes).
+const DCGAN_OUTPUTS: [&str; 6] = [
+    "generator.bpk",
+    "generator.toml",
+    "discriminator.bpk",
+    "losses.csv",
+    "loss.png",
+    "samples",
+];
+
 /// The course's settings (batch 128, Adam 2e-4 with β₁ 0.5, d_n 100).
 const DEFAULT_CONFIG: &str = include_str!("../../../../configs/dcgan.toml");
 
@@ -81,6 +91,10 @@ pub struct DcganArgs {
     /// Continue from the generator and discriminator in --out (Adam's state starts anew).
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds an earlier run, replacing its outputs (without
+    /// it, a folder that is not empty is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// An MNIST classifier from `keraslike mnist` (model.bpk): score the generator with it
     /// at the end (see `keraslike gan-score`).
     #[arg(long)]
@@ -170,11 +184,13 @@ pub fn run(args: DcganArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/keraslike/dcgan"));
     let g_path = out.join("generator.bpk");
-    if !args.resume && g_path.exists() {
-        bail!(
-            "{} already holds a trained generator: pass --resume to continue it, or another --out",
-            out.display()
-        );
+    if args.resume && args.overwrite {
+        bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
+    }
+    if args.resume {
+        keraslike::run_folder::check_writable(&out)?;
+    } else {
+        keraslike::run_folder::prepare_new(&out, args.overwrite, &DCGAN_OUTPUTS)?;
     }
 
     let (pixels, image) = load_images(&data_set, &args.data, args.train_limit)?;
