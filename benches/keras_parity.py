@@ -264,6 +264,18 @@ def table(results, epochs):
     return "\n".join(lines)
 
 
+def curves(results, key):
+    """Epochs at which keraslike's mean `key` lies inside Keras's seed range widened by half
+    a point each side (the final-accuracy margin), and how many epochs there are."""
+    epochs = min(len(r["history"]) for side in results.values() for r in side)
+    inside = 0
+    for e in range(epochs):
+        ours = statistics.mean(r["history"][e][key] for r in results["keraslike"])
+        theirs = [r["history"][e][key] for r in results["Keras"]]
+        inside += min(theirs) - 0.005 <= ours <= max(theirs) + 0.005
+    return inside, epochs
+
+
 def verdict(results):
     ours = [r["history"][-1]["val_acc"] for r in results["keraslike"]]
     theirs = [r["history"][-1]["val_acc"] for r in results["Keras"]]
@@ -271,17 +283,20 @@ def verdict(results):
     inside = min(theirs) <= mean_ours <= max(theirs) if len(theirs) > 1 else False
     close = mean_ours >= mean_theirs - 0.005
     ok = inside or close
+    (acc_in, n), (val_in, _) = curves(results, "acc"), curves(results, "val_acc")
     return (
         f"final val_acc: keraslike {spread(ours)}, Keras {spread(theirs)}; "
         f"keraslike mean {'inside Keras range' if inside else 'outside Keras range'}, "
-        f"{(mean_ours - mean_theirs) * 100:+.2f} points vs Keras mean: {'PASS' if ok else 'FAIL'}"
+        f"{(mean_ours - mean_theirs) * 100:+.2f} points vs Keras mean: {'PASS' if ok else 'FAIL'}. "
+        f"Curves: keraslike's mean acc inside Keras's range (±0.5 point) at {acc_in}/{n} epochs, "
+        f"val_acc at {val_in}/{n}"
     ), ok
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", required=True, help="mnist | fashion | folder:DIR")
+    p.add_argument("--config")
+    p.add_argument("--data", help="mnist | fashion | folder:DIR")
     p.add_argument("--data-dir", default=os.environ.get("DL_DATA_DIR", "data"))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int)
@@ -294,8 +309,18 @@ def main():
     p.add_argument("--only", choices=["keraslike", "Keras"], help="run one side only")
     p.add_argument("--markdown", help="append the table to this file")
     p.add_argument("--json", help="write every history to this file")
+    p.add_argument("--from-json", help="print the table and verdict of a saved --json run, train nothing")
     args = p.parse_args()
 
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        epochs = len(saved["results"]["Keras"][0]["history"])
+        print(saved["header"] + "\n\n" + table(saved["results"], epochs) + "\n\n" + verdict(saved["results"])[0])
+        return
+
+    if not (args.config and args.data):
+        p.error("--config and --data are needed (or --from-json)")
     with open(args.config, "rb") as f:
         cfg = tomllib.load(f)
     fit = dict(cfg.get("fit", {}))
