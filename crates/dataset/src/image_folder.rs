@@ -200,12 +200,21 @@ impl ImageFolder {
 
     /// Reads every image's header (in parallel), so files that are not images fail before
     /// training rather than in the middle of it. Unreadable files are an error naming the
-    /// first one, or, with `skip_invalid`, dropped with a warning each.
+    /// first one, or, with `skip_invalid`, dropped with a warning each; then every file is
+    /// decoded whole, so that one whose header reads but whose pixels do not is dropped
+    /// too (without it, such a file stops training with an error naming it).
     pub fn check_headers(mut self) -> Result<Self> {
+        let options = self.options.clone();
         let verdicts: Vec<Result<()>> = self
             .items
             .par_iter()
-            .map(|item| read_header(&item.path))
+            .map(|item| {
+                if options.skip_invalid {
+                    decode_file(&item.path, &options).map(|_| ())
+                } else {
+                    read_header(&item.path)
+                }
+            })
             .collect();
         let mut kept = Vec::with_capacity(self.items.len());
         for (item, verdict) in self.items.iter().zip(verdicts) {
@@ -653,6 +662,44 @@ mod tests {
         let err = folder.clone().check_headers().unwrap_err().to_string();
         assert!(err.contains("broken.jpg"), "{err}");
         assert_eq!(skipping.clone().check_headers().unwrap().len(), 6);
+
+        // A PNG whose header reads but whose compressed pixels are garbage: past the
+        // header check without skipping (decoding it names it), dropped with skipping.
+        let mut png = std::fs::read(
+            dir.path()
+                .join("a")
+                .read_dir()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+        )
+        .unwrap();
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        for b in &mut png[idat + 8..idat + 20] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(dir.path().join("b/corrupt.png"), &png).unwrap();
+        let folder = ImageFolder::open(dir.path(), options(8, 8)).unwrap();
+        let err = folder
+            .batches(16, None, 0)
+            .find_map(|b| b.err())
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("corrupt.png") || err.contains("broken.jpg"),
+            "{err}"
+        );
+        let skipping = ImageFolder::open(
+            dir.path(),
+            FolderOptions {
+                skip_invalid: true,
+                ..options(8, 8)
+            },
+        )
+        .unwrap();
+        assert_eq!(skipping.check_headers().unwrap().len(), 6);
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub struct FaceArgs {
     /// Random flips, shifts, rotations and zooms of the training images.
     #[arg(long)]
     augment: bool,
-    /// Skip unreadable images with a warning instead of stopping.
+    /// Skip unreadable images with a warning instead of stopping (every image is decoded
+    /// once before training to find them).
     #[arg(long)]
     skip_invalid: bool,
     #[command(flatten)]
