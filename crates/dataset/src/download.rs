@@ -59,7 +59,7 @@ pub fn fetch(file: &RemoteFile, dir: &Path) -> Result<PathBuf> {
             Ok(tmp) => {
                 tmp.persist(&dest).map_err(|e| DatasetError::Io {
                     path: dest.clone(),
-                    source: e.error,
+                    cause: e.error,
                 })?;
                 return Ok(dest);
             }

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{path}: {source}")]
+    /// The cause is part of the message and deliberately not the error's `source()`:
+    /// printed as a chain (`{:#}`) it would appear twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not an IDX file: {reason}")]
     BadIdx { path: PathBuf, reason: String },
@@ -50,5 +51,17 @@ pub type Result<T, E = DatasetError> = std::result::Result<T, E>;
 /// Attaches the file name to an I/O error.
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DatasetError {
     let path = path.into();
-    move |source| DatasetError::Io { path, source }
+    move |cause| DatasetError::Io { path, cause }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_prints_its_cause_once_as_a_chain() {
+        let e = io_err("/data/x.png")(std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(chain, "/data/x.png: gone");
+    }
 }

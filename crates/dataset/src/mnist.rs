@@ -130,7 +130,7 @@ pub fn load_dir(dir: &Path, kind: MnistKind) -> Result<Split> {
     let path = |name: &str| {
         find_file(dir, name).ok_or_else(|| DatasetError::Io {
             path: dir.join(name),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found (nor .gz)"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found (nor .gz)"),
         })
     };
     let classes = kind.classes();

@@ -13,9 +13,9 @@ use crate::error::{DatasetError, Result};
 /// Writes `bytes` to `path` through a temporary file in the same folder renamed over the
 /// target, so an interrupted write never leaves a half-written or destroyed file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source: std::io::Error| DatasetError::Io {
+    let io = |cause: std::io::Error| DatasetError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let dir = path
         .parent()
