@@ -290,11 +290,21 @@ fn the_dcgan_refuses_a_folder_that_is_not_empty_too() {
     let before = snapshot(&out);
     let done = run(
         &keraslike(),
-        &["dcgan", "--offline", "--epochs", "1", "--out", out.to_str().unwrap()],
+        &[
+            "dcgan",
+            "--offline",
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         None,
         &[("DL_DATA_DIR", &s.data)],
     );
     let err = one_line_error(&done);
-    assert!(err.contains("not empty") && err.contains("--overwrite"), "{err}");
+    assert!(
+        err.contains("not empty") && err.contains("--overwrite"),
+        "{err}"
+    );
     assert_eq!(snapshot(&out), before);
 }

@@ -180,3 +180,53 @@ fn a_network_too_large_for_memory_is_refused_with_the_numbers() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn predict_names_the_real_range_and_never_echoes_a_huge_line() {
+    let s = Setup::new();
+    let predict = |stdin: &str| {
+        run(
+            &scratch(),
+            &["predict", "--offline"],
+            Some(stdin),
+            &[("DL_DATA_DIR", &s.data)],
+        )
+    };
+    let err = one_line_error(&predict(""));
+    assert!(
+        err.contains("0..=99"),
+        "the generated test set has 100 images: {err}"
+    );
+    let err = one_line_error(&predict("100\n"));
+    assert!(err.contains("0..=99"), "{err}");
+    let huge = "9".repeat(5 << 20);
+    let err = one_line_error(&predict(&huge));
+    assert!(err.len() < 200, "{} bytes of error", err.len());
+
+    // A test set of no images at all.
+    let empty = tempfile::tempdir().unwrap();
+    let mnist = empty.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_idx(
+        &mnist,
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        10,
+        28,
+    );
+    write_idx(
+        &mnist,
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        0,
+        28,
+    );
+    let done = run(
+        &scratch(),
+        &["predict", "--offline"],
+        Some("0\n"),
+        &[("DL_DATA_DIR", empty.path())],
+    );
+    let err = one_line_error(&done);
+    assert!(err.contains("empty"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! `scratch`: the course's from-scratch exercises on the command line.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,23 +281,26 @@ fn predict(args: PredictArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let text = match &args.index {
-        Some(i) => i.clone(),
-        None => read_index_from_stdin()?,
-    };
     let choice = args.data.choice(prov.dataset.as_deref())?;
     let (_, test) = args.data.load(&choice)?;
     check_fits(&net, &test, args.net.weights.as_deref())?;
+    if test.is_empty() {
+        bail!("the {choice} test set is empty: there is no image to predict");
+    }
+    let last = test.len() - 1;
+    let text = match &args.index {
+        Some(i) => i.clone(),
+        None => read_index_from_stdin(last)?,
+    };
     let index: usize = text
         .trim()
         .parse()
         .ok()
-        .filter(|&i| i < test.len())
+        .filter(|&i| i <= last)
         .with_context(|| {
             format!(
-                "{:?} is not a test image index (expected an integer 0..{})",
-                text.trim(),
-                test.len() - 1
+                "{} is not a test image index (expected an integer 0..={last})",
+                shown(text.trim())
             )
         })?;
     let x = test.x.row(index).to_owned().insert_axis(ndarray::Axis(0));
@@ -339,21 +342,31 @@ fn check_fits(net: &Network, data: &Samples, weights: Option<&Path>) -> Result<(
     Ok(())
 }
 
-fn read_index_from_stdin() -> Result<String> {
+/// One line of standard input (at most 1 KiB of it), prompting on a terminal.
+fn read_index_from_stdin(last: usize) -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("MNIST test image index (0-9999): ");
+        eprint!("test image index (0-{last}): ");
         std::io::stderr().flush().ok();
     }
     let mut line = String::new();
     stdin
         .lock()
+        .take(1024)
         .read_line(&mut line)
         .context("cannot read standard input")?;
     if line.trim().is_empty() {
-        bail!("no index given on standard input (expected an integer 0..9999)");
+        bail!("no index given on standard input (expected an integer 0..={last})");
     }
     Ok(line)
+}
+
+/// `text` quoted for a message, cut to 40 characters.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{:?}...", &text[..at]),
+        None => format!("{text:?}"),
+    }
 }
 
 fn loss(args: LossArgs) -> Result<()> {
