@@ -221,12 +221,15 @@ fn predict_names_the_real_range_and_never_echoes_a_huge_line() {
         0,
         28,
     );
-    let done = run(
-        &scratch(),
-        &["predict", "--offline"],
-        Some("0\n"),
-        &[("DL_DATA_DIR", empty.path())],
-    );
+    let env = [("DL_DATA_DIR", empty.path())];
+    let done = run(&scratch(), &["predict", "--offline"], Some("0\n"), &env);
     let err = one_line_error(&done);
+    assert!(err.contains("empty"), "{err}");
+    // eval reported accuracy 0.0000 on it.
+    let weights = s.path("w.safetensors");
+    let trained = s.train(&["--epochs", "1", "--out", weights.to_str().unwrap()]);
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let eval = ["eval", "--offline", "--weights", weights.to_str().unwrap()];
+    let err = one_line_error(&run(&scratch(), &eval, None, &env));
     assert!(err.contains("empty"), "{err}");
 }

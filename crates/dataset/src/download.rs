@@ -51,17 +51,28 @@ pub fn fetch(file: &RemoteFile, dir: &Path) -> Result<PathBuf> {
     if dest.is_file() {
         return Ok(dest);
     }
+    let created = !dir.exists();
     fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let result = fetch_into(file, dir, &dest);
+    if result.is_err() && created {
+        // A failed download leaves no empty folder behind (only if it is still empty).
+        let _ = fs::remove_dir(dir);
+    }
+    result
+}
+
+/// Tries each address of `file` in turn; the first verified download becomes `dest`.
+fn fetch_into(file: &RemoteFile, dir: &Path, dest: &Path) -> Result<PathBuf> {
     let mut last_error = None;
     for url in &file.urls {
         eprintln!("Downloading {url}");
         match download_verified(url, file, dir) {
             Ok(tmp) => {
-                tmp.persist(&dest).map_err(|e| DatasetError::Io {
-                    path: dest.clone(),
+                tmp.persist(dest).map_err(|e| DatasetError::Io {
+                    path: dest.to_path_buf(),
                     cause: e.error,
                 })?;
-                return Ok(dest);
+                return Ok(dest.to_path_buf());
             }
             Err(e) => {
                 eprintln!("  failed: {e}");
@@ -254,6 +265,16 @@ mod tests {
         let msg = fetch(&file, dir.path()).unwrap_err().to_string();
         assert!(msg.contains("404") && msg.contains("f.bin"), "{msg}");
         assert!(leftover_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_download_leaves_no_folder_it_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("data").join("mnist");
+        let base = serve_once(Reply::NotFound);
+        let file = RemoteFile::mirrored("f.bin", &[&base], "00", Digested::File);
+        assert!(fetch(&file, &target).is_err());
+        assert!(!target.exists(), "an empty data/mnist/ was left behind");
     }
 
     #[test]

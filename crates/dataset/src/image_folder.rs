@@ -121,23 +121,25 @@ impl ImageFolder {
         if !root.is_dir() {
             return Err(bad("no such directory".into()));
         }
-        let mut classes = Vec::new();
+        // (name, folder): the folder as the file system names it, the name as shown (a name
+        // that is not UTF-8 shows with replacement characters but is still read).
+        let mut found = Vec::new();
         for entry in fs::read_dir(root).map_err(io_err(root))? {
             let entry = entry.map_err(io_err(root))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if entry.path().is_dir() && !name.starts_with('.') {
-                classes.push(name);
+                found.push((name, entry.path()));
             }
         }
-        classes.sort();
-        if classes.is_empty() {
+        found.sort();
+        if found.is_empty() {
             return Err(bad(
                 "no class subfolders (expected one folder per class)".into()
             ));
         }
+        let classes: Vec<String> = found.iter().map(|(name, _)| name.clone()).collect();
         let mut items = Vec::new();
-        for (class, name) in classes.iter().enumerate() {
-            let dir = root.join(name);
+        for (class, (_, dir)) in found.into_iter().enumerate() {
             let mut files = Vec::new();
             collect_images(&dir, &mut files)?;
             if files.is_empty() {
@@ -769,6 +771,19 @@ mod tests {
         let mut it = folder.batches(2, None, 0);
         assert!(it.next().unwrap().is_ok());
         drop(it); // must not hang or panic
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_class_folder_whose_name_is_not_utf8_is_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_image_folder(dir.path(), &["a"], 2, (4, 4), 9).unwrap();
+        let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::rename(dir.path().join("a"), &odd).unwrap();
+        let folder = ImageFolder::open(dir.path(), options(4, 4)).unwrap();
+        assert_eq!(folder.len(), 2);
+        assert_eq!(folder.classes(), ["caf\u{fffd}"]);
     }
 
     #[cfg(unix)]

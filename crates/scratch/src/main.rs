@@ -659,6 +659,9 @@ fn eval(args: EvalArgs) -> Result<()> {
     let choice = args.data.choice(prov.dataset.as_deref())?;
     let (_, test) = args.data.load(&choice)?;
     check_fits(&net, &test, Some(&args.weights))?;
+    if test.is_empty() {
+        bail!("the {choice} test set is empty: there is nothing to evaluate");
+    }
     let acc = accuracy(&mut net, &test);
     println!(
         "{} ({} epochs): test accuracy {:.4} ({} {choice} images)",
