@@ -51,12 +51,19 @@ pub fn fetch(file: &RemoteFile, dir: &Path) -> Result<PathBuf> {
     if dest.is_file() {
         return Ok(dest);
     }
-    let created = !dir.exists();
+    // The folders this call creates (`dir` and any missing parents), innermost first.
+    let created: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let result = fetch_into(file, dir, &dest);
-    if result.is_err() && created {
-        // A failed download leaves no empty folder behind (only if it is still empty).
-        let _ = fs::remove_dir(dir);
+    if result.is_err() {
+        // A failed download leaves no empty folder behind (remove_dir takes only empty ones).
+        for folder in &created {
+            let _ = fs::remove_dir(folder);
+        }
     }
     result
 }
@@ -274,7 +281,10 @@ mod tests {
         let base = serve_once(Reply::NotFound);
         let file = RemoteFile::mirrored("f.bin", &[&base], "00", Digested::File);
         assert!(fetch(&file, &target).is_err());
-        assert!(!target.exists(), "an empty data/mnist/ was left behind");
+        assert!(
+            !dir.path().join("data").exists(),
+            "an empty data/ or data/mnist/ was left"
+        );
     }
 
     #[test]

@@ -127,9 +127,10 @@ const RUN_OUTPUTS: [&str; 11] = [
     "summary.txt",
 ];
 
-/// A checkpoint that `--resume` would load must fit the model the config builds: burn
-/// would panic on the mismatch inside training.
-fn check_checkpoint_fits(out: &Path, epoch: usize, model: &Sequential) -> Result<()> {
+/// The model of checkpoint `epoch` in `out`, loaded into `model`'s shape. A checkpoint
+/// that does not fit the config is an error here: burn would panic on the mismatch inside
+/// training.
+fn load_checkpoint(out: &Path, epoch: usize, model: &Sequential) -> Result<Sequential> {
     let path = out.join("checkpoint").join(format!("model-{epoch}.bpk"));
     let record = burn::store::ModuleRecord::load(&path)
         .map_err(|e| anyhow::anyhow!("{}: not a burnpack checkpoint: {e}", path.display()))?;
@@ -139,8 +140,7 @@ fn check_checkpoint_fits(out: &Path, epoch: usize, model: &Sequential) -> Result
              started the run",
             path.display()
         )
-    })?;
-    Ok(())
+    })
 }
 
 /// Trains `model` on `train`, validating on `valid` after every epoch. Writes into `out`:
@@ -169,7 +169,22 @@ where
                 bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
             }
             run_folder::check_writable(out)?;
-            check_checkpoint_fits(out, epoch, &model)?;
+            let trained = load_checkpoint(out, epoch, &model)?;
+            if epoch >= options.epochs {
+                // Nothing to train: the checkpoint is the model, and training is not started.
+                println!(
+                    "{}: already trained for {epoch} epochs (--epochs {}); nothing to do",
+                    out.display(),
+                    options.epochs
+                );
+                let mut history = History::load_or_empty(&history_path(out))?;
+                history.epochs.retain(|r| r.epoch <= epoch);
+                return Ok(Fitted {
+                    model: trained,
+                    history,
+                    interrupted: false,
+                });
+            }
             Some(epoch)
         }
         (true, None) => bail!(
@@ -187,15 +202,7 @@ where
     };
     if let Some(epoch) = start {
         history.epochs.retain(|r| r.epoch <= epoch);
-        if epoch >= options.epochs {
-            println!(
-                "{}: already trained for {epoch} epochs (--epochs {}); nothing to do",
-                out.display(),
-                options.epochs
-            );
-        } else {
-            println!("Resuming from epoch {epoch} ({})", out.display());
-        }
+        println!("Resuming from epoch {epoch} ({})", out.display());
     }
     // Decay is applied per step, so an epoch of n steps multiplies the rate by lr_decay.
     let schedule = if options.lr_decay == 1.0 {
