@@ -221,6 +221,15 @@ fn resuming_with_a_config_of_other_shapes_is_refused() {
     let out = s.root.join("run");
     let first = s.mnist(&s.config, &out, &["--epochs", "1"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
+    // Resuming a run that already has its epochs trains nothing and says only that.
+    let noop = s.mnist(&s.config, &out, &["--epochs", "1", "--resume"]);
+    assert!(noop.status.success(), "{}", text(&noop.stderr));
+    assert!(
+        text(&noop.stdout).contains("nothing to do"),
+        "{}",
+        text(&noop.stdout)
+    );
+    assert_eq!(text(&noop.stderr), "", "a no-op resume printed to stderr");
     let before = snapshot(&out);
     let wider = s.config_with(
         "wider.toml",
