@@ -140,20 +140,40 @@ impl Optimizer {
     /// (`beta_1` for SGD, say) or a value out of its range is an error naming it.
     pub fn with(kind: OptimizerKind, h: &HyperParameters) -> Result<Self> {
         let name = format!("{kind:?}").to_lowercase();
-        let refuse = |key: &str, value: Option<String>| -> Result<()> {
-            match value {
-                Some(v) => bail!("optimizer {name} has no setting {key} (= {v})"),
-                None => Ok(()),
-            }
+        // The settings each optimiser's Keras constructor takes.
+        let takes: &[&str] = match kind {
+            OptimizerKind::Sgd => &["momentum", "nesterov"],
+            OptimizerKind::Adam => &["beta_1", "beta_2", "epsilon"],
+            OptimizerKind::Rmsprop => &["rho", "momentum", "epsilon"],
+            OptimizerKind::Adagrad => &["initial_accumulator_value", "epsilon"],
+            OptimizerKind::Adadelta => &["rho", "epsilon"],
         };
-        let show = |v: Option<f64>| v.map(|v| v.to_string());
+        let number = |v: Option<f64>| v.map(|v| v.to_string());
+        let given = [
+            ("momentum", number(h.momentum)),
+            ("nesterov", h.nesterov.map(|v| v.to_string())),
+            ("beta_1", number(h.beta_1)),
+            ("beta_2", number(h.beta_2)),
+            ("rho", number(h.rho)),
+            ("epsilon", number(h.epsilon)),
+            (
+                "initial_accumulator_value",
+                number(h.initial_accumulator_value),
+            ),
+        ];
+        for (key, value) in given {
+            if let Some(v) = value
+                && !takes.contains(&key)
+            {
+                bail!("optimizer {name} has no setting {key} (= {v})");
+            }
+        }
+        // In [0, 1] (`closed`) or [0, 1).
         let unit = |key: &str, v: f64, closed: bool| -> Result<f64> {
             let ok = v.is_finite() && v >= 0.0 && if closed { v <= 1.0 } else { v < 1.0 };
             if !ok {
-                bail!(
-                    "optimizer {name}: {key} = {v} must be in [0, 1{}",
-                    if closed { "]" } else { ")" }
-                );
+                let end = if closed { "]" } else { ")" };
+                bail!("optimizer {name}: {key} = {v} must be in [0, 1{end}");
             }
             Ok(v)
         };
@@ -164,65 +184,32 @@ impl Optimizer {
             Ok(v)
         };
         let optimizer = match kind.keras() {
-            Optimizer::Sgd { momentum, nesterov } => {
-                for (key, v) in [("beta_1", h.beta_1), ("beta_2", h.beta_2), ("rho", h.rho)] {
-                    refuse(key, show(v))?;
-                }
-                refuse("epsilon", show(h.epsilon))?;
-                refuse(
-                    "initial_accumulator_value",
-                    show(h.initial_accumulator_value),
-                )?;
-                Optimizer::Sgd {
-                    momentum: unit("momentum", h.momentum.unwrap_or(momentum), true)?,
-                    nesterov: h.nesterov.unwrap_or(nesterov),
-                }
-            }
+            Optimizer::Sgd { momentum, nesterov } => Optimizer::Sgd {
+                momentum: unit("momentum", h.momentum.unwrap_or(momentum), true)?,
+                nesterov: h.nesterov.unwrap_or(nesterov),
+            },
             Optimizer::Adam {
                 beta_1,
                 beta_2,
                 epsilon,
-            } => {
-                refuse("momentum", show(h.momentum))?;
-                refuse("nesterov", h.nesterov.map(|v| v.to_string()))?;
-                refuse("rho", show(h.rho))?;
-                refuse(
-                    "initial_accumulator_value",
-                    show(h.initial_accumulator_value),
-                )?;
-                Optimizer::Adam {
-                    beta_1: unit("beta_1", h.beta_1.unwrap_or(beta_1), false)?,
-                    beta_2: unit("beta_2", h.beta_2.unwrap_or(beta_2), false)?,
-                    epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
-                }
-            }
+            } => Optimizer::Adam {
+                beta_1: unit("beta_1", h.beta_1.unwrap_or(beta_1), false)?,
+                beta_2: unit("beta_2", h.beta_2.unwrap_or(beta_2), false)?,
+                epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
+            },
             Optimizer::Rmsprop {
                 rho,
                 momentum,
                 epsilon,
-            } => {
-                refuse("nesterov", h.nesterov.map(|v| v.to_string()))?;
-                refuse("beta_1", show(h.beta_1))?;
-                refuse("beta_2", show(h.beta_2))?;
-                refuse(
-                    "initial_accumulator_value",
-                    show(h.initial_accumulator_value),
-                )?;
-                Optimizer::Rmsprop {
-                    rho: unit("rho", h.rho.unwrap_or(rho), true)?,
-                    momentum: unit("momentum", h.momentum.unwrap_or(momentum), true)?,
-                    epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
-                }
-            }
+            } => Optimizer::Rmsprop {
+                rho: unit("rho", h.rho.unwrap_or(rho), true)?,
+                momentum: unit("momentum", h.momentum.unwrap_or(momentum), true)?,
+                epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
+            },
             Optimizer::Adagrad {
                 initial_accumulator_value,
                 epsilon,
             } => {
-                refuse("momentum", show(h.momentum))?;
-                refuse("nesterov", h.nesterov.map(|v| v.to_string()))?;
-                refuse("beta_1", show(h.beta_1))?;
-                refuse("beta_2", show(h.beta_2))?;
-                refuse("rho", show(h.rho))?;
                 let start = h
                     .initial_accumulator_value
                     .unwrap_or(initial_accumulator_value);
@@ -234,20 +221,10 @@ impl Optimizer {
                     epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
                 }
             }
-            Optimizer::Adadelta { rho, epsilon } => {
-                refuse("momentum", show(h.momentum))?;
-                refuse("nesterov", h.nesterov.map(|v| v.to_string()))?;
-                refuse("beta_1", show(h.beta_1))?;
-                refuse("beta_2", show(h.beta_2))?;
-                refuse(
-                    "initial_accumulator_value",
-                    show(h.initial_accumulator_value),
-                )?;
-                Optimizer::Adadelta {
-                    rho: unit("rho", h.rho.unwrap_or(rho), true)?,
-                    epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
-                }
-            }
+            Optimizer::Adadelta { rho, epsilon } => Optimizer::Adadelta {
+                rho: unit("rho", h.rho.unwrap_or(rho), true)?,
+                epsilon: positive("epsilon", h.epsilon.unwrap_or(epsilon))?,
+            },
         };
         Ok(optimizer)
     }
