@@ -204,6 +204,20 @@ fn data_and_models_that_do_not_fit_each_other_are_refused_before_training() {
     assert!(err.contains("1x32x32") && err.contains("1x28x28"), "{err}");
     assert!(!out.exists());
 
+    // A model trained on 28×28 digits, evaluated where the test files hold 32×32 images.
+    let trained = s.root.join("trained");
+    let first = s.mnist(&s.config, &trained, &["--epochs", "1"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let model = trained.join("model.bpk");
+    let eval = run(
+        &keraslike(),
+        &["evaluate", "--offline", "--model", model.to_str().unwrap()],
+        None,
+        &[("DL_DATA_DIR", &other)],
+    );
+    let err = one_line_error(&eval);
+    assert!(err.contains("1x32x32") && err.contains("1x28x28"), "{err}");
+
     let five = s.config_with("five.toml", &SMALL_CNN.replace("units = 10", "units = 5"));
     let err = one_line_error(&s.mnist(&five, &s.root.join("five"), &[]));
     assert!(

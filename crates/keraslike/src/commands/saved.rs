@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use dataset::{ImageShape, MnistKind};
 
@@ -40,6 +40,25 @@ pub fn evaluate_command(
                 MnistKind::Fashion
             };
             let (_, test) = load_mnist(kind, data, Some(0), None)?;
+            let s = test.shape;
+            if (s.channels, s.height, s.width) != (shape.channels, shape.height, shape.width) {
+                bail!(
+                    "the {} IDX test images are {}x{}x{}, the model's input is {}x{}x{}",
+                    kind.folder(),
+                    s.channels,
+                    s.height,
+                    s.width,
+                    shape.channels,
+                    shape.height,
+                    shape.width
+                );
+            }
+            if test.is_empty() {
+                bail!(
+                    "the {} test set is empty: there is nothing to evaluate",
+                    kind.folder()
+                );
+            }
             evaluate(
                 &model,
                 InMemoryImages::new(test),
