@@ -331,3 +331,95 @@ fn the_dcgan_refuses_a_folder_that_is_not_empty_too() {
     );
     assert_eq!(snapshot(&out), before);
 }
+
+/// A 96×80 colour JPEG whose compressed data is overwritten with noise in its middle (the
+/// header and end marker intact), and one cut in half with its end marker put back: the
+/// `image` crate decodes both into plausible pixels without a word.
+fn corrupt_jpegs(dir: &Path) -> [PathBuf; 2] {
+    let img = image::RgbImage::from_fn(96, 80, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 3 + x) as u8, (x * y % 251) as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Jpeg).unwrap();
+    let bytes = bytes.into_inner();
+    let sos = bytes.windows(2).position(|w| w == [0xff, 0xda]).unwrap();
+    let start = sos + 2 + usize::from(u16::from_be_bytes([bytes[sos + 2], bytes[sos + 3]]));
+    let end = bytes.len() - 2;
+    let mut noise = bytes.clone();
+    let mut state = 0x2545_f491_u32;
+    for b in &mut noise[start + (end - start) / 4..end - (end - start) / 4] {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *b = state as u8;
+    }
+    let mut cut = bytes[..(start + end) / 2].to_vec();
+    cut.extend_from_slice(&[0xff, 0xd9]);
+    let paths = [dir.join("noise.jpg"), dir.join("cut.jpg")];
+    std::fs::write(&paths[0], &noise).unwrap();
+    std::fs::write(&paths[1], &cut).unwrap();
+    for path in &paths {
+        assert!(
+            image::open(path).is_ok(),
+            "the lenient decoder takes {path:?}"
+        );
+    }
+    paths
+}
+
+#[test]
+fn corrupt_jpegs_are_refused_before_training_or_skipped_with_a_warning() {
+    let s = Setup::new();
+    let faces = s.root.join("faces");
+    for split in ["train", "test"] {
+        dataset::synthetic::write_image_folder(&faces.join(split), &["a", "b"], 6, (20, 24), 1)
+            .unwrap();
+    }
+    let [noise, cut] = corrupt_jpegs(&faces.join("train/a"));
+    std::fs::rename(&cut, faces.join("test/b/cut.jpg")).unwrap();
+    let config = s.config_with(
+        "face.toml",
+        &SMALL_CNN
+            .replace("[1, 28, 28]", "[3, 24, 20]")
+            .replace("units = 10", "units = 2"),
+    );
+    let out = s.root.join("run");
+    let face = |extra: &[&str]| {
+        let mut args = vec![
+            "face",
+            "--data",
+            faces.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &[])
+    };
+    let err = one_line_error(&face(&[]));
+    assert!(
+        err.contains(noise.to_str().unwrap()) && err.contains("corrupt"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written before training");
+
+    let skipped = face(&["--skip-invalid"]);
+    assert!(skipped.status.success(), "{}", text(&skipped.stderr));
+    let warnings = text(&skipped.stderr);
+    for name in ["noise.jpg", "cut.jpg"] {
+        assert!(
+            warnings
+                .lines()
+                .any(|l| l.starts_with("warning: skipping") && l.contains(name)),
+            "no warning for {name} in\n{warnings}"
+        );
+    }
+    let stdout = text(&skipped.stdout);
+    assert!(
+        stdout.contains("Found 12 images belonging to 2 classes."),
+        "{stdout}"
+    );
+}

@@ -1,13 +1,20 @@
 //! Opening one image file without trusting it: the `image` crate decodes under limits on
 //! size and memory (a 400 KB PNG can declare 20000×20000 pixels), and a JPEG must end in
-//! its end-of-image marker (the decoder fills a truncated file's missing rows with grey
-//! and says nothing, where PIL, and so Keras, refuses it).
+//! its end-of-image marker and decode without error. `image`'s JPEG decoder (zune-jpeg,
+//! lenient) fills a truncated file's missing rows and a corrupt scan's blocks with grey
+//! and says nothing; PIL refuses the first and only warns on the second. Here both are
+//! errors, so that `--skip-invalid` can drop them and training never sees made-up pixels.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use zune_jpeg::JpegDecoder;
+use zune_jpeg::errors::DecodeErrors;
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::error::{DatasetError, Result, io_err};
 
@@ -89,13 +96,117 @@ fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
     Ok(())
 }
 
-/// Decodes the file: its header is checked first ([`dimensions`]), then it is decoded
-/// under the limits above.
+/// Whether [`open_with`] walks a JPEG's compressed data first ([`crate::jpeg_scan`]):
+/// yes for a file seen once; an image folder's files, walked once up front by
+/// [`check`], skip it on every later decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanCheck {
+    Walk,
+    AlreadyDone,
+}
+
+/// Everything short of decoding the pixels: the header and its size limit, and for a
+/// JPEG its end marker and its compressed data ([`crate::jpeg_scan`], half a decode's
+/// cost). Returns the width and height.
+pub fn check(path: &Path) -> Result<(u32, u32)> {
+    let size = dimensions(path)?;
+    if reader(path)?.format() == Some(ImageFormat::Jpeg) {
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        walk_jpeg(path, &bytes)?;
+    }
+    Ok(size)
+}
+
+fn walk_jpeg(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::jpeg_scan::check(bytes)
+        .map_err(|reason| bad(path, format!("the JPEG is corrupt: {reason}")))
+}
+
+/// Decodes the file after every check of [`check`].
 pub fn open(path: &Path) -> Result<DynamicImage> {
-    dimensions(path)?;
+    open_with(path, ScanCheck::Walk)
+}
+
+/// Decodes the file: its header is checked first ([`dimensions`]), then it is decoded
+/// under the limits above (a JPEG strictly, [`decode_jpeg`], after the walk of its
+/// compressed data unless `scan` says that was done).
+pub fn open_with(path: &Path, scan: ScanCheck) -> Result<DynamicImage> {
+    let (w, h) = dimensions(path)?;
     let mut reader = reader(path)?;
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        // At most 4 bytes a pixel (CMYK) while decoding.
+        if u64::from(w) * u64::from(h) * 4 > MAX_DECODE_BYTES {
+            return Err(bad(
+                path,
+                format!(
+                    "the image is {w}x{h}: decoding it would take over {} MiB",
+                    MAX_DECODE_BYTES >> 20
+                ),
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        if scan == ScanCheck::Walk {
+            walk_jpeg(path, &bytes)?;
+        }
+        return decode_jpeg(&bytes).map_err(|reason| bad(path, reason));
+    }
     reader.limits(limits());
     reader.decode().map_err(|e| bad(path, e.to_string()))
+}
+
+/// The one complaint of zune-jpeg's strict mode that libjpeg (so PIL) only warns about and
+/// that leaves the pixels intact: padding between two header segments, which some
+/// cameras and editors write.
+const PADDING_BETWEEN_HEADERS: &str = "[strict-mode]: Extra bytes between headers";
+
+/// Decodes a JPEG as `image` does (same decoder, same output colour spaces) but in strict
+/// mode, so bad Huffman codes, markers inside the scan and a premature end are errors.
+fn decode_jpeg(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    match decode_jpeg_with(bytes, true) {
+        Err(DecodeErrors::FormatStatic(PADDING_BETWEEN_HEADERS)) => decode_jpeg_with(bytes, false),
+        other => other,
+    }
+    .map_err(|e| format!("the JPEG is corrupt: {}", e.to_string().trim_matches('"')))
+}
+
+fn decode_jpeg_with(bytes: &[u8], strict: bool) -> std::result::Result<DynamicImage, DecodeErrors> {
+    let options = DecoderOptions::default()
+        .set_strict_mode(strict)
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers()?;
+    let (width, height) = decoder.dimensions().ok_or(DecodeErrors::FormatStatic(
+        "no image size after the headers",
+    ))?;
+    let input = decoder
+        .input_colorspace()
+        .ok_or(DecodeErrors::FormatStatic(
+            "no colour space after the headers",
+        ))?;
+    // `image`'s choice: grey and RGB(A) stay, anything else (YCbCr, CMYK, YCCK) becomes RGB.
+    let output = match input {
+        ColorSpace::Luma | ColorSpace::LumaA | ColorSpace::RGB | ColorSpace::RGBA => input,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(output));
+    let pixels = decoder.decode()?;
+    let (w, h) = (width as u32, height as u32);
+    let wrong_size = || DecodeErrors::FormatStatic("decoded data does not match the image size");
+    Ok(match output {
+        ColorSpace::Luma => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(w, h, pixels).ok_or_else(wrong_size)?,
+        ),
+        ColorSpace::LumaA => DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(w, h, pixels).ok_or_else(wrong_size)?,
+        ),
+        ColorSpace::RGBA => DynamicImage::ImageRgba8(
+            image::RgbaImage::from_raw(w, h, pixels).ok_or_else(wrong_size)?,
+        ),
+        _ => {
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels).ok_or_else(wrong_size)?)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -142,6 +253,93 @@ mod tests {
         more.extend_from_slice(&[0u8; 1000]);
         std::fs::write(&trailing, more).unwrap();
         assert!(open(&trailing).is_ok());
+    }
+
+    /// Where the entropy-coded data of a baseline JPEG starts: after the SOS segment.
+    fn scan_start(bytes: &[u8]) -> usize {
+        let sos = bytes.windows(2).position(|w| w == [0xff, 0xda]).unwrap();
+        let len = usize::from(u16::from_be_bytes([bytes[sos + 2], bytes[sos + 3]]));
+        sos + 2 + len
+    }
+
+    fn photo_like_jpeg(grey: bool) -> Vec<u8> {
+        let rgb = image::RgbImage::from_fn(160, 120, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 3 + x) as u8,
+                ((x * y) % 251) as u8,
+            ])
+        });
+        let img = if grey {
+            DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(rgb).to_luma8())
+        } else {
+            DynamicImage::ImageRgb8(rgb)
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, ImageFormat::Jpeg).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn a_valid_jpeg_decodes_to_the_same_pixels_as_the_image_crate() {
+        for grey in [false, true] {
+            let bytes = photo_like_jpeg(grey);
+            let ours = decode_jpeg(&bytes).unwrap();
+            let theirs = image::load_from_memory(&bytes).unwrap();
+            assert_eq!(ours.color(), theirs.color());
+            assert_eq!(ours.as_bytes(), theirs.as_bytes(), "grey: {grey}");
+        }
+    }
+
+    #[test]
+    fn random_scan_data_is_refused_where_the_image_crate_decodes_grey_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = photo_like_jpeg(false);
+        let start = scan_start(&bytes);
+        let end = bytes.len() - 2; // keep the end-of-image marker
+        let mut state = 0x2545_f491_u32;
+        for b in &mut bytes[start + 40..end - 40] {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *b = state as u8;
+        }
+        assert!(
+            image::load_from_memory(&bytes).is_ok(),
+            "the lenient decoder accepts it"
+        );
+        let path = dir.path().join("noise.jpg");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(dimensions(&path).is_ok(), "the header is intact");
+        let msg = open(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            msg.contains("noise.jpg") && msg.contains("corrupt"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn padding_between_header_segments_is_accepted_as_libjpeg_does() {
+        let bytes = photo_like_jpeg(false);
+        // Eight zero bytes before the first segment after APP0 (FF E0 at byte 2).
+        let app0_len = usize::from(u16::from_be_bytes([bytes[4], bytes[5]]));
+        let at = 4 + app0_len;
+        assert_eq!(bytes[at], 0xff);
+        let mut padded = bytes[..at].to_vec();
+        padded.extend_from_slice(&[0; 8]);
+        padded.extend_from_slice(&bytes[at..]);
+        assert!(
+            matches!(
+                decode_jpeg_with(&padded, true),
+                Err(DecodeErrors::FormatStatic(PADDING_BETWEEN_HEADERS))
+            ),
+            "strict mode alone refuses it"
+        );
+        let ours = decode_jpeg(&padded).unwrap();
+        assert_eq!(
+            ours.as_bytes(),
+            image::load_from_memory(&bytes).unwrap().as_bytes()
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::error::{DatasetError, Result, io_err};
+use crate::image_file::ScanCheck;
 use crate::labelled::{ImageShape, LabelledImages};
 
 /// Extensions read, compared case-insensitively.
@@ -91,6 +92,9 @@ pub struct ImageFolder {
     classes: Vec<String>,
     items: Arc<Vec<FolderItem>>,
     options: FolderOptions,
+    /// Whether [`ImageFolder::check_headers`] has walked every JPEG's compressed data,
+    /// so that decoding need not again.
+    scan: ScanCheck,
 }
 
 /// A batch of decoded images, (n, C, H, W) row-major, as f32 after rescaling.
@@ -159,6 +163,7 @@ impl ImageFolder {
             classes,
             items: Arc::new(items),
             options,
+            scan: ScanCheck::Walk,
         })
     }
 
@@ -200,11 +205,12 @@ impl ImageFolder {
         )
     }
 
-    /// Reads every image's header (in parallel), so files that are not images fail before
-    /// training rather than in the middle of it. Unreadable files are an error naming the
-    /// first one, or, with `skip_invalid`, dropped with a warning each; then every file is
-    /// decoded whole, so that one whose header reads but whose pixels do not is dropped
-    /// too (without it, such a file stops training with an error naming it).
+    /// Checks every image short of decoding it (in parallel; [`crate::image_file::check`]:
+    /// header, size, a JPEG's compressed data), so that bad files fail before training
+    /// rather than in the middle of it. Unreadable files are an error naming the first one,
+    /// or, with `skip_invalid`, dropped with a warning each; with it every file is decoded
+    /// whole, so that one whose pixels do not decode (a PNG's data) is dropped too (without
+    /// it, such a file stops training with an error naming it).
     pub fn check_headers(mut self) -> Result<Self> {
         let options = self.options.clone();
         let verdicts: Vec<Result<()>> = self
@@ -214,7 +220,7 @@ impl ImageFolder {
                 if options.skip_invalid {
                     decode_file(&item.path, &options).map(|_| ())
                 } else {
-                    read_header(&item.path)
+                    crate::image_file::check(&item.path).map(|_| ())
                 }
             })
             .collect();
@@ -239,12 +245,13 @@ impl ImageFolder {
             }
         }
         self.items = Arc::new(kept);
+        self.scan = ScanCheck::AlreadyDone;
         Ok(self)
     }
 
     /// Decodes image `i` as u8 (C, H, W).
     pub fn decode(&self, i: usize) -> Result<(Vec<u8>, ImageShape)> {
-        decode_file(&self.items[i].path, &self.options)
+        decode_file_with(&self.items[i].path, &self.options, self.scan)
     }
 
     /// Streams one pass over the images in batches of `batch_size`; shuffled with
@@ -264,7 +271,8 @@ impl ImageFolder {
         let items = Arc::clone(&self.items);
         let options = self.options.clone();
         let n_batches = order.len().div_ceil(batch_size);
-        thread::spawn(move || produce(items, options, order, batch_size, tx));
+        let scan = self.scan;
+        thread::spawn(move || produce(items, (options, scan), order, batch_size, tx));
         Batches {
             rx,
             remaining: n_batches,
@@ -276,7 +284,7 @@ impl ImageFolder {
         let decoded: Vec<Option<(Vec<u8>, ImageShape)>> = self
             .items
             .par_iter()
-            .map(|item| decode_or_skip(item, &self.options))
+            .map(|item| decode_or_skip(item, &self.options, self.scan))
             .collect::<Result<_>>()?;
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
@@ -331,13 +339,13 @@ impl Iterator for Batches {
 /// consumer hangs up.
 fn produce(
     items: Arc<Vec<FolderItem>>,
-    options: FolderOptions,
+    (options, scan): (FolderOptions, ScanCheck),
     order: Vec<usize>,
     batch_size: usize,
     tx: SyncSender<Result<Batch>>,
 ) {
     for chunk in order.chunks(batch_size) {
-        let batch = decode_batch(&items, &options, chunk);
+        let batch = decode_batch(&items, (&options, scan), chunk);
         let failed = batch.is_err();
         if tx.send(batch).is_err() || failed {
             return;
@@ -345,10 +353,14 @@ fn produce(
     }
 }
 
-fn decode_batch(items: &[FolderItem], options: &FolderOptions, chunk: &[usize]) -> Result<Batch> {
+fn decode_batch(
+    items: &[FolderItem],
+    (options, scan): (&FolderOptions, ScanCheck),
+    chunk: &[usize],
+) -> Result<Batch> {
     let decoded: Vec<Option<(Vec<u8>, ImageShape)>> = chunk
         .par_iter()
-        .map(|&i| decode_or_skip(&items[i], options))
+        .map(|&i| decode_or_skip(&items[i], options, scan))
         .collect::<Result<_>>()?;
     let mut shape = None;
     let mut images = Vec::new();
@@ -394,8 +406,9 @@ fn check_same_shape(first: &mut Option<ImageShape>, this: ImageShape, path: &Pat
 fn decode_or_skip(
     item: &FolderItem,
     options: &FolderOptions,
+    scan: ScanCheck,
 ) -> Result<Option<(Vec<u8>, ImageShape)>> {
-    match decode_file(&item.path, options) {
+    match decode_file_with(&item.path, options, scan) {
         Ok(image) => Ok(Some(image)),
         Err(e) if options.skip_invalid => {
             eprintln!("warning: skipping {e}");
@@ -413,18 +426,21 @@ fn count_classes(items: &[FolderItem], classes: usize) -> Vec<usize> {
     counts
 }
 
-/// Reads the format and size from the file's first bytes ([`crate::image_file::dimensions`]).
-fn read_header(path: &Path) -> Result<()> {
-    crate::image_file::dimensions(path).map(|_| ())
-}
-
 /// Decodes, resizes and converts one image to u8 (C, H, W).
 pub fn decode_file(path: &Path, options: &FolderOptions) -> Result<(Vec<u8>, ImageShape)> {
+    decode_file_with(path, options, ScanCheck::Walk)
+}
+
+fn decode_file_with(
+    path: &Path,
+    options: &FolderOptions,
+    scan: ScanCheck,
+) -> Result<(Vec<u8>, ImageShape)> {
     let bad = |reason: String| DatasetError::BadImage {
         path: path.to_path_buf(),
         reason,
     };
-    let image = crate::image_file::open(path)?;
+    let image = crate::image_file::open_with(path, scan)?;
     let (h, w) = options
         .target_size
         .unwrap_or((image.height(), image.width()));

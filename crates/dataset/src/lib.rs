@@ -5,7 +5,8 @@
 //! - [`choice`]: the `--dataset` names (`mnist`, `fashion`, `cifar10`, `folder:DIR`).
 //! - [`cifar`]: CIFAR-10 binary batches, or the same as an image folder.
 //! - [`image_folder`]: Keras `flow_from_directory` folders, streamed in batches.
-//! - [`image_file`]: one image file opened under size limits, truncated JPEGs refused.
+//! - [`image_file`]: one image file opened under size limits, truncated or corrupt JPEGs refused.
+//! - [`jpeg_scan`]: libjpeg's checks of a baseline JPEG's compressed data, without decoding.
 //! - [`digit_image`]: any photo or drawing of a digit as a 28×28 MNIST-style input.
 //! - [`download`]: checksummed, atomic downloads into the data directory.
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
@@ -26,6 +27,7 @@ pub mod error;
 pub mod idx;
 pub mod image_file;
 pub mod image_folder;
+pub mod jpeg_scan;
 pub mod labelled;
 pub mod memory;
 pub mod mnist;

@@ -115,6 +115,36 @@ proptest! {
         read_named("x.png", &png, image_file::open)?;
         read_named("x.jpg", &jpeg, image_file::open)?;
     }
+
+    #[test]
+    fn jpeg_scan_walk_takes_mutated_baseline_and_progressive_jpegs(
+        baseline in mutated(jpeg_with(false)),
+        progressive in mutated(jpeg_with(true)),
+    ) {
+        for bytes in [baseline, progressive] {
+            // A verdict either way, never a panic or a hang.
+            let _ = dataset::jpeg_scan::check(&bytes);
+        }
+    }
+}
+
+/// A 4:2:0 colour JPEG with restart markers (baseline) or progressive scans.
+fn jpeg_with(progressive: bool) -> Vec<u8> {
+    let (w, h) = (40u16, 24u16);
+    let pixels: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|i| (i * 29 % 251) as u8)
+        .collect();
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, 80);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    encoder.set_progressive(progressive);
+    if !progressive {
+        encoder.set_restart_interval(2);
+    }
+    encoder
+        .encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
 }
 
 fn encoded(format: image::ImageFormat) -> Vec<u8> {

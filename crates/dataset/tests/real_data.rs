@@ -48,3 +48,22 @@ fn real_faces_folder_counts_and_classes() {
     let decoded: usize = test.batches(256, None, 0).map(|b| b.unwrap().len()).sum();
     assert_eq!(decoded, 2_633);
 }
+
+/// Every real face photo passes the strict JPEG checks (header, compressed data walk,
+/// strict decode) and decodes to exactly the pixels of the `image` crate's lenient decoder.
+#[test]
+#[ignore = "needs DL_DATA_DIR with the real faces folder"]
+fn real_faces_pass_the_strict_jpeg_checks_with_unchanged_pixels() {
+    let faces = data_root().join("faces");
+    let mut checked = 0;
+    for split in ["train", "test"] {
+        let folder = ImageFolder::open(&faces.join(split), FolderOptions::default()).unwrap();
+        for item in folder.items() {
+            let ours = dataset::image_file::open(&item.path).unwrap();
+            let theirs = image::open(&item.path).unwrap();
+            assert_eq!(ours.as_bytes(), theirs.as_bytes(), "{:?}", item.path);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 13_165);
+}
