@@ -72,15 +72,47 @@ fn check_jpeg_end(path: &Path) -> Result<()> {
 /// as [`open`] short of decoding: the size limit, and a JPEG's end marker.
 pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
     let reader = reader(path)?;
-    let is_jpeg = reader.format() == Some(ImageFormat::Jpeg);
+    let format = reader.format();
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| bad(path, e.to_string()))?;
     check_size(path, w, h)?;
-    if is_jpeg {
+    check_density(path, format, w, h)?;
+    if format == Some(ImageFormat::Jpeg) {
         check_jpeg_end(path)?;
     }
     Ok((w, h))
+}
+
+/// The most pixels one byte of the format can hold: a JPEG block takes at least one bit
+/// of each scan (64 pixels a bit); PNG's deflate expands at most 1032:1, a 1-bit image
+/// holding 8 pixels a byte; a BMP's run-length codes give 255 pixels per 2 bytes; GIF's
+/// LZW at its limit and anything else get 4,096 (a WebP of one flat colour can beat it,
+/// and is refused: no photo is one).
+fn max_pixels_per_byte(format: Option<ImageFormat>) -> u64 {
+    match format {
+        Some(ImageFormat::Jpeg) => 512,
+        Some(ImageFormat::Png) => 8 * 1032,
+        Some(ImageFormat::Bmp) => 128,
+        _ => 4096,
+    }
+}
+
+/// A file cannot hold more pixels than its format packs into its bytes: a small file
+/// declaring a large image is refused before any decoder allocates for it.
+fn check_density(path: &Path, format: Option<ImageFormat>, w: u32, h: u32) -> Result<()> {
+    let len = std::fs::metadata(path).map_err(io_err(path))?.len();
+    let most = max_pixels_per_byte(format).saturating_mul(len);
+    if u64::from(w) * u64::from(h) > most {
+        return Err(bad(
+            path,
+            format!(
+                "the file's {len} bytes cannot hold the {w}x{h} image its header declares \
+                 (at most {most} pixels); it is truncated or corrupt"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
@@ -353,17 +385,27 @@ mod tests {
             .unwrap();
         let mut bytes = png.into_inner();
         // IHDR data starts at byte 16: width, height (big-endian); fix the chunk's CRC.
-        bytes[16..20].copy_from_slice(&20_000u32.to_be_bytes());
-        bytes[20..24].copy_from_slice(&20_000u32.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
-        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        for err in [
-            dimensions(&path).unwrap_err(),
-            open(&path).map(|_| ()).unwrap_err(),
-        ] {
-            let msg = err.to_string();
-            assert!(msg.contains("huge.png") && msg.contains("20000"), "{msg}");
+        let claim = |bytes: &mut Vec<u8>, side: u32| {
+            bytes[16..20].copy_from_slice(&side.to_be_bytes());
+            bytes[20..24].copy_from_slice(&side.to_be_bytes());
+            let crc = crc32(&bytes[12..29]);
+            bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        };
+        // Over the per-side limit, then under it but more than the file's bytes can hold.
+        for (side, reason) in [(20_000, "pixel limit"), (10_000, "cannot hold")] {
+            claim(&mut bytes, side);
+            std::fs::write(&path, &bytes).unwrap();
+            for err in [
+                dimensions(&path).unwrap_err(),
+                open(&path).map(|_| ()).unwrap_err(),
+            ] {
+                let msg = err.to_string();
+                assert!(
+                    msg.contains("huge.png") && msg.contains(&format!("{side}x{side}")),
+                    "{msg}"
+                );
+                assert!(msg.contains(reason), "{msg}");
+            }
         }
     }
 

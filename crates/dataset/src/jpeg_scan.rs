@@ -47,16 +47,27 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             0xc0..=0xc2 => {
                 let parsed = Frame::parse(segment)?;
                 progressive = marker == 0xc2;
+                let blocks: Vec<usize> = parsed
+                    .components
+                    .iter()
+                    .map(|c| {
+                        let w = (parsed.width * c.h).div_ceil(parsed.h_max).div_ceil(8);
+                        let h = (parsed.height * c.v).div_ceil(parsed.v_max).div_ceil(8);
+                        w * h
+                    })
+                    .collect();
+                // Every block takes at least one bit (its DC code): a file too short for
+                // its blocks is refused before anything is allocated for them.
+                if blocks.iter().sum::<usize>() > 8 * bytes.len() {
+                    return Err(format!(
+                        "{} bytes cannot hold the blocks of a {}x{} image",
+                        bytes.len(),
+                        parsed.width,
+                        parsed.height
+                    ));
+                }
                 if progressive {
-                    nonzero = parsed
-                        .components
-                        .iter()
-                        .map(|c| {
-                            let w = (parsed.width * c.h).div_ceil(parsed.h_max).div_ceil(8);
-                            let h = (parsed.height * c.v).div_ceil(parsed.v_max).div_ceil(8);
-                            vec![0u64; w * h]
-                        })
-                        .collect();
+                    nonzero = blocks.iter().map(|&n| vec![0u64; n]).collect();
                 }
                 frame = Some(parsed);
             }

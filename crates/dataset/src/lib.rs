@@ -12,6 +12,7 @@
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
 //! - [`memory`]: the memory available, to refuse what would not fit before allocating it.
 //! - [`output`]: atomic file writes and line charts shared by both halves' results.
+//! - [`peak_memory`]: a counting allocator, for tests that bound what a parser allocates.
 //! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
 //!
@@ -32,6 +33,7 @@ pub mod labelled;
 pub mod memory;
 pub mod mnist;
 pub mod output;
+pub mod peak_memory;
 pub mod pil;
 pub mod synthetic;
 

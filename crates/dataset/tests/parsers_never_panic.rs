@@ -1,13 +1,22 @@
 //! Property tests: thousands of random and mutated files thrown at the IDX, CIFAR-10 and
 //! image readers. Each must return (a value or an error naming the file), never panic,
-//! and never allocate for a size the file does not hold.
+//! and never allocate for a size the file does not hold: every input here is under 64 KB,
+//! and no call may allocate more than [`MAX_PEAK`] at once.
 
 use std::io::Write;
 use std::path::Path;
 
 use proptest::prelude::*;
 
+use dataset::peak_memory::{Counting, peak_during};
 use dataset::{cifar, idx, image_file};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// What one read of a small input may allocate at its peak. The inputs' valid forms need
+/// well under 1 MB; a header's unchecked claim would ask for gigabytes.
+const MAX_PEAK: usize = 32 << 20;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -50,7 +59,13 @@ fn read_named<T, E: std::fmt::Display>(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    if let Err(e) = read(&path) {
+    let (result, peak) = peak_during(|| read(&path).map(|_| ()));
+    prop_assert!(
+        peak <= MAX_PEAK,
+        "{name} of {} bytes: {peak} bytes allocated",
+        bytes.len()
+    );
+    if let Err(e) = result {
         let msg = e.to_string();
         prop_assert!(msg.contains(name), "{msg}");
     }
@@ -122,8 +137,9 @@ proptest! {
         progressive in mutated(jpeg_with(true)),
     ) {
         for bytes in [baseline, progressive] {
-            // A verdict either way, never a panic or a hang.
-            let _ = dataset::jpeg_scan::check(&bytes);
+            // A verdict either way, never a panic or a hang, nor a large allocation.
+            let (_, peak) = peak_during(|| dataset::jpeg_scan::check(&bytes));
+            prop_assert!(peak <= MAX_PEAK, "{} bytes: {peak} allocated", bytes.len());
         }
     }
 }
@@ -152,4 +168,14 @@ fn encoded(format: image::ImageFormat) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format).unwrap();
     bytes.into_inner()
+}
+
+/// The bound above means something: the probe sees an allocation of that size.
+#[test]
+fn the_memory_probe_sees_a_large_allocation() {
+    let (bytes, peak) = peak_during(|| vec![1u8; MAX_PEAK + 1]);
+    assert!(peak > MAX_PEAK, "{peak}");
+    drop(bytes);
+    let (_, peak) = peak_during(|| 0);
+    assert_eq!(peak, 0);
 }

@@ -143,6 +143,20 @@ pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
             outputs.map_or("nothing".into(), |s| s.keras())
         );
     }
+    // Every parameter is an f32 in the weights file: a card describing more than the file
+    // holds is refused before the model is built (a small card can describe gigabytes).
+    let params: u128 = infos.iter().map(|l| l.params() as u128).sum();
+    let file_bytes = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .len();
+    if params * 4 > u128::from(file_bytes) {
+        bail!(
+            "{}: describes a model of {params} parameters ({} bytes as f32), but {} holds only {file_bytes} bytes",
+            card_file.display(),
+            params * 4,
+            path.display()
+        );
+    }
     let record = ModuleRecord::load(path)
         .map_err(|e| anyhow!("{}: not a burnpack weights file: {e}", path.display()))?;
     let model = Sequential::new(&card.model, device)?
@@ -263,7 +277,23 @@ mod tests {
             "{err}"
         );
 
-        std::fs::write(&path, b"not burnpack").unwrap();
+        // A card describing a far larger model than the weights hold.
+        let mut huge = card.clone();
+        huge.model = ModelConfig::parse(
+            "input = [3, 8, 6]\n[[layers]]\ntype = \"Flatten\"\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 1000000\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n",
+            "x",
+        )
+        .unwrap();
+        std::fs::write(card_path(&path), toml::to_string(&huge).unwrap()).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(
+            err.contains("model.toml") && err.contains("147000002 parameters"),
+            "{err}"
+        );
+
+        std::fs::write(&path, b"not burnpack".repeat(200)).unwrap();
         std::fs::write(card_path(&path), toml::to_string(&card).unwrap()).unwrap();
         let err = load(&path, &device).unwrap_err().to_string();
         assert!(err.contains("not a burnpack"), "{err}");

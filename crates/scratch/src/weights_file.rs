@@ -109,6 +109,18 @@ pub fn load(path: &Path) -> Result<(Network, Provenance)> {
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    // Every parameter is an f32 in the file: an architecture claiming more than its bytes
+    // hold is refused before the network is allocated (a 26 KB file can claim gigabytes).
+    let params = arch
+        .parameter_count()
+        .map_err(|e| bad(format!("architecture: {e:#}")))?;
+    if params * 4 > bytes.len() as u128 {
+        return Err(bad(format!(
+            "its architecture has {params} parameters ({} bytes as f32), the file only {} bytes",
+            params * 4,
+            bytes.len()
+        )));
+    }
     let mut net = Network::new(&arch, 0).map_err(|e| bad(format!("{e:#}")))?;
     for (name, target) in net.named_tensors_mut() {
         let view = tensors
