@@ -368,7 +368,7 @@ fn corrupt_jpegs(dir: &Path) -> [PathBuf; 2] {
 }
 
 #[test]
-fn corrupt_jpegs_are_refused_before_training_or_skipped_with_a_warning() {
+fn corrupt_images_are_refused_before_training_or_skipped_with_a_warning() {
     let s = Setup::new();
     let faces = s.root.join("faces");
     for split in ["train", "test"] {
@@ -377,6 +377,12 @@ fn corrupt_jpegs_are_refused_before_training_or_skipped_with_a_warning() {
     }
     let [noise, cut] = corrupt_jpegs(&faces.join("train/a"));
     std::fs::rename(&cut, faces.join("test/b/cut.jpg")).unwrap();
+    // A PNG whose header reads but whose compressed pixels are damaged.
+    let png = faces.join("train/b/00000.png");
+    let mut bytes = std::fs::read(&png).unwrap();
+    let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+    bytes[idat + 12] ^= 0x55;
+    std::fs::write(faces.join("train/b/damaged.png"), bytes).unwrap();
     let config = s.config_with(
         "face.toml",
         &SMALL_CNN
@@ -409,7 +415,7 @@ fn corrupt_jpegs_are_refused_before_training_or_skipped_with_a_warning() {
     let skipped = face(&["--skip-invalid"]);
     assert!(skipped.status.success(), "{}", text(&skipped.stderr));
     let warnings = text(&skipped.stderr);
-    for name in ["noise.jpg", "cut.jpg"] {
+    for name in ["noise.jpg", "cut.jpg", "damaged.png"] {
         assert!(
             warnings
                 .lines()

@@ -142,11 +142,50 @@ pub enum ScanCheck {
 /// cost). Returns the width and height.
 pub fn check(path: &Path) -> Result<(u32, u32)> {
     let size = dimensions(path)?;
-    if reader(path)?.format() == Some(ImageFormat::Jpeg) {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
-        walk_jpeg(path, &bytes)?;
+    match reader(path)?.format() {
+        Some(ImageFormat::Jpeg) => {
+            let bytes = std::fs::read(path).map_err(io_err(path))?;
+            walk_jpeg(path, &bytes)?;
+        }
+        Some(ImageFormat::Png) => {
+            let bytes = std::fs::read(path).map_err(io_err(path))?;
+            check_png_chunks(&bytes).map_err(|reason| bad(path, format!("the PNG is {reason}")))?;
+        }
+        _ => {}
     }
     Ok(size)
+}
+
+/// A PNG's chunks each carry a CRC-32 of their bytes, so damage anywhere, and a file cut
+/// short (no IEND chunk), shows without inflating anything.
+fn check_png_chunks(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut pos = 8; // the signature, already recognised
+    loop {
+        let header = bytes
+            .get(pos..pos + 8)
+            .ok_or("truncated (no IEND chunk at its end)")?;
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = &header[4..8];
+        let body = bytes.get(pos + 4..pos + 8 + len).ok_or_else(|| {
+            format!(
+                "truncated inside its {} chunk",
+                String::from_utf8_lossy(kind)
+            )
+        })?;
+        let stored = bytes
+            .get(pos + 8 + len..pos + 12 + len)
+            .ok_or("truncated (no IEND chunk at its end)")?;
+        if crc32fast::hash(body).to_be_bytes() != stored {
+            return Err(format!(
+                "corrupt: the checksum of its {} chunk at byte {pos} does not match",
+                String::from_utf8_lossy(kind)
+            ));
+        }
+        if kind == b"IEND" {
+            return Ok(());
+        }
+        pos += 12 + len;
+    }
 }
 
 fn walk_jpeg(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -406,6 +445,34 @@ mod tests {
                 );
                 assert!(msg.contains(reason), "{msg}");
             }
+        }
+    }
+
+    #[test]
+    fn a_damaged_or_cut_png_is_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let img =
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 3]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, ImageFormat::Png).unwrap();
+        let bytes = png.into_inner();
+        let whole = dir.path().join("whole.png");
+        std::fs::write(&whole, &bytes).unwrap();
+        assert_eq!(check(&whole).unwrap(), (40, 30));
+
+        let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+        let mut damaged = bytes.clone();
+        damaged[idat + 20] ^= 0x55; // inside the compressed pixels
+        let cut = bytes[..bytes.len() - 20].to_vec();
+        for (name, data, reason) in [
+            ("damaged.png", damaged, "checksum of its IDAT chunk"),
+            ("cut.png", cut, "truncated"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            assert!(dimensions(&path).is_ok(), "{name}: its header reads");
+            let msg = check(&path).unwrap_err().to_string();
+            assert!(msg.contains(name) && msg.contains(reason), "{msg}");
         }
     }
 
