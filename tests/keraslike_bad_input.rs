@@ -305,7 +305,7 @@ fn models_and_batches_that_cannot_fit_in_memory_are_refused_with_the_numbers() {
 }
 
 #[test]
-fn the_dcgan_refuses_a_folder_that_is_not_empty_too() {
+fn the_dcgan_refuses_a_used_folder_bad_rates_and_networks_that_cannot_fit() {
     let s = Setup::new();
     let out = s.root.join("mine");
     std::fs::create_dir_all(&out).unwrap();
@@ -330,6 +330,26 @@ fn the_dcgan_refuses_a_folder_that_is_not_empty_too() {
         "{err}"
     );
     assert_eq!(snapshot(&out), before);
+
+    // Settings refused before any work, negative numbers included (not taken for flags).
+    let fresh = s.root.join("fresh");
+    let dcgan = |extra: &[&str]| {
+        let mut args = vec!["dcgan", "--offline", "--epochs", "1", "--out"];
+        args.push(fresh.to_str().unwrap());
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &[("DL_DATA_DIR", &s.data)])
+    };
+    for (flag, value, expected) in [
+        ("--lr", "0", "positive"),
+        ("--lr", "-1", "positive"),
+        ("--lr", "nan", "positive"),
+        ("--latent", "100000000", "needs about"),
+        ("--refine", "1000000", "needs about"),
+    ] {
+        let err = one_line_error(&dcgan(&[flag, value]));
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+        assert!(!fresh.exists(), "{flag} {value}: nothing written");
+    }
 }
 
 /// A 96×80 colour JPEG whose compressed data is overwritten with noise in its middle (the

@@ -15,6 +15,7 @@
 //! - [`peak_memory`]: a counting allocator, for tests that bound what a parser allocates.
 //! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
+//! - [`toml_text`]: configs and cards parsed with one-line errors naming file, line and column.
 //!
 //! Every loader returns a [`DatasetError`] naming the file at fault; none panics on bad input.
 
@@ -36,6 +37,7 @@ pub mod output;
 pub mod peak_memory;
 pub mod pil;
 pub mod synthetic;
+pub mod toml_text;
 
 pub use choice::DatasetChoice;
 pub use data_dir::{DATA_DIR_ENV, DataDir};

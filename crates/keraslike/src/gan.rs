@@ -163,6 +163,50 @@ pub fn check_image_size(image: [usize; 3]) -> Result<()> {
     Ok(())
 }
 
+/// Weights and biases of [`Generator::new`]'s layers, counted before anything is built.
+pub fn generator_parameters(latent: usize, image: [usize; 3], refine: usize) -> u128 {
+    let [c, h, w] = image.map(|d| d as u128);
+    let (latent, refine) = (latent as u128, refine as u128);
+    let start = 128 * (h / 4) * (w / 4);
+    let last = if refine > 0 { refine } else { c };
+    let mut n = (latent + 1) * start + 4 * 128; // project, bn0
+    n += 128 * 64 * 16 + 64 + 4 * 64; // up1, bn1
+    n += 64 * last * 16 + last; // up2
+    if refine > 0 {
+        n += 4 * refine + refine * c * 9 + c; // bn, to_image
+    }
+    n
+}
+
+/// Weights and biases of [`Discriminator::new`]'s layers.
+pub fn discriminator_parameters(image: [usize; 3], pack: usize) -> u128 {
+    let [c, h, w] = image.map(|d| d as u128);
+    let pack = pack as u128;
+    c * pack * 64 * 16 + 64 + 64 * 128 * 16 + 128 + 4 * 128 + 128 * (h / 4) * (w / 4) + 1
+}
+
+/// About what training takes: weights, gradients and Adam's two moments of both
+/// networks, and one batch's activations kept for the backward passes (floats per image:
+/// the generator's stages at 1/4, 1/2 and full size, the discriminator's at 1/2 and 1/4).
+pub fn training_bytes(
+    latent: usize,
+    image: [usize; 3],
+    refine: usize,
+    pack: usize,
+    batch: usize,
+) -> u128 {
+    let params =
+        generator_parameters(latent, image, refine) + discriminator_parameters(image, pack);
+    let [c, h, w] = image.map(|d| d as u128);
+    let hw = h * w;
+    let last = if refine > 0 { refine as u128 } else { c };
+    let generator =
+        latent as u128 + 3 * 128 * hw / 16 + 3 * 64 * hw / 4 + 3 * last * hw + 2 * c * hw;
+    let discriminator = c * hw + 3 * 64 * hw / 4 + 3 * 128 * hw / 16;
+    // D runs on real and generated images, and again on generated ones for G's step.
+    16 * params + 4 * batch as u128 * (generator + 2 * discriminator)
+}
+
 impl Generator {
     /// `refine`: channels of the full-size stage, 0 for none (see [`GanConfig::refine`]).
     pub fn new(latent: usize, image: [usize; 3], refine: usize, device: &Device) -> Self {
@@ -327,8 +371,23 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
             path.display()
         )
     })?;
-    let card: GeneratorCard = toml::from_str(&text)
-        .with_context(|| format!("{}: not a generator card", card_file.display()))?;
+    let card: GeneratorCard =
+        dataset::toml_text::parse(&text, &card_file.display().to_string(), "generator card")
+            .map_err(anyhow::Error::msg)?;
+    // Every parameter is an f32 in the file: a card describing more is refused before the
+    // generator is built.
+    let params = generator_parameters(card.latent, card.image, card.refine);
+    let file_bytes = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .len();
+    if params * 4 > u128::from(file_bytes) {
+        bail!(
+            "{}: describes a generator of {params} parameters ({} bytes as f32), but {} holds only {file_bytes} bytes",
+            card_file.display(),
+            params * 4,
+            path.display()
+        );
+    }
     let generator = load_weights(
         path,
         Generator::new(card.latent, card.image, card.refine, device),
@@ -353,6 +412,27 @@ mod tests {
 
     fn flex() -> Device {
         crate::backend::device(crate::backend::Backend::Flex).unwrap()
+    }
+
+    #[test]
+    fn counted_parameters_match_the_built_networks() {
+        let d = flex();
+        for (latent, image, refine, pack) in [
+            (100, [1, 28, 28], 0, 1),
+            (7, [3, 32, 32], 16, 2),
+            (1, [1, 8, 12], 3, 4),
+        ] {
+            assert_eq!(
+                generator_parameters(latent, image, refine),
+                Generator::new(latent, image, refine, &d).num_params() as u128,
+                "{latent} {image:?} {refine}"
+            );
+            assert_eq!(
+                discriminator_parameters(image, pack),
+                Discriminator::new(image, pack, 0.0, &d).num_params() as u128,
+                "{image:?} {pack}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::module::Module;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use commands::DataArgs;
 use commands::face::FaceArgs;
@@ -95,8 +95,19 @@ enum Command {
     Backends,
 }
 
+/// The command line with negative numbers taken as values (`--lr -1` reaches the range
+/// check and its message rather than clap's "unexpected argument '-1'").
+fn parse_cli() -> Cli {
+    fn allow_negative(cmd: clap::Command) -> clap::Command {
+        cmd.allow_negative_numbers(true)
+            .mut_subcommands(allow_negative)
+    }
+    let matches = allow_negative(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() {
-    let result = match Cli::parse().command {
+    let result = match parse_cli().command {
         Command::Summary { config, backend } => summary(&config, backend),
         Command::Mnist(args) => commands::mnist::run(args),
         Command::Face(args) => commands::face::run(args),

@@ -281,7 +281,7 @@ impl LayerInfo {
 
 impl ModelConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).with_context(|| format!("{origin}: invalid model config"))
+        dataset::toml_text::parse(text, origin, "model config").map_err(anyhow::Error::msg)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

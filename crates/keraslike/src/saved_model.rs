@@ -128,8 +128,9 @@ pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
             path.display()
         )
     })?;
-    let card: ModelCard = toml::from_str(&text)
-        .with_context(|| format!("{}: not a model card", card_file.display()))?;
+    let card: ModelCard =
+        dataset::toml_text::parse(&text, &card_file.display().to_string(), "model card")
+            .map_err(anyhow::Error::msg)?;
     let infos = card
         .model
         .infer()

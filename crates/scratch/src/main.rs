@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use dataset::DataDir;
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -234,8 +234,19 @@ struct CompareArgs {
     out: PathBuf,
 }
 
+/// The command line with negative numbers taken as values (`--lr -1` reaches the range
+/// check and its message rather than clap's "unexpected argument '-1'").
+fn parse_cli() -> Cli {
+    fn allow_negative(cmd: clap::Command) -> clap::Command {
+        cmd.allow_negative_numbers(true)
+            .mut_subcommands(allow_negative)
+    }
+    let matches = allow_negative(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let result = match cli.command {
         Command::Gates => {
             print!("{}", gates::truth_tables());

@@ -513,7 +513,7 @@ impl OptimizerSpec {
 
 impl ExperimentConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).with_context(|| format!("{origin}: invalid config"))
+        dataset::toml_text::parse(text, origin, "config").map_err(anyhow::Error::msg)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

@@ -138,7 +138,8 @@ pub fn run(args: DcganArgs) -> Result<()> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("{}: cannot read config", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}: invalid config", p.display()))?
+            dataset::toml_text::parse(&text, &p.display().to_string(), "config")
+                .map_err(anyhow::Error::msg)?
         }
         None => toml::from_str(DEFAULT_CONFIG).expect("configs/dcgan.toml parses"),
     };
@@ -161,6 +162,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
         bail!(
             "real_target = {} must lie in [0.5, 1]: the discriminator's target for real images",
             cfg.real_target
+        );
+    }
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        bail!(
+            "lr = {} must be a positive number: Adam's learning rate",
+            cfg.lr
         );
     }
     if cfg.batch_size < 2 || cfg.latent == 0 {
@@ -187,20 +194,30 @@ pub fn run(args: DcganArgs) -> Result<()> {
     if args.resume && args.overwrite {
         bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
     }
-    if args.resume {
-        keraslike::run_folder::check_writable(&out)?;
-    } else {
-        keraslike::run_folder::prepare_new(&out, args.overwrite, &DCGAN_OUTPUTS)?;
-    }
 
     let (pixels, image) = load_images(&data_set, &args.data, args.train_limit)?;
     gan::check_image_size(image)?;
+    let needs = gan::training_bytes(cfg.latent, image, cfg.refine, cfg.pack, cfg.batch_size);
+    dataset::memory::check_fits(
+        needs,
+        &format!(
+            "a DCGAN with latent {}, refine {} and batches of {} on {}×{}×{} images",
+            cfg.latent, cfg.refine, cfg.batch_size, image[0], image[1], image[2]
+        ),
+    )
+    .map_err(anyhow::Error::msg)?;
     let per_image = image.iter().product::<usize>();
     let n = pixels.len() / per_image;
     let half = cfg.batch_size / 2;
     let iterations = n / half;
     if iterations == 0 {
         bail!("{n} training images are fewer than half a batch ({half})");
+    }
+    // The folder is made (or checked) once the settings and data are known to be usable.
+    if args.resume {
+        keraslike::run_folder::check_writable(&out)?;
+    } else {
+        keraslike::run_folder::prepare_new(&out, args.overwrite, &DCGAN_OUTPUTS)?;
     }
 
     let device = backend::device(args.backend)?.autodiff();
