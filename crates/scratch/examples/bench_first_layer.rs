@@ -1,5 +1,5 @@
 //! The TwoLayerNet's first layer alone (784 → 50, batch 100) on real MNIST batches: the
-//! sparse kernels of `layers/sparse_input.rs` against the GEMM, per epoch of 600 steps.
+//! sparse kernels of `kernels/sparse_input.rs` against the GEMM, per epoch of 600 steps.
 //!
 //!     DL_DATA_DIR=../shared/data cargo run -p scratch --example bench_first_layer -- [rounds]
 //!
@@ -12,8 +12,8 @@ use anyhow::Context;
 use dataset::{DataDir, MnistKind};
 use ndarray::{Array2, s};
 use scratch::data::Samples;
-use scratch::gemm::gemm;
-use scratch::layers::sparse_input::{self, NonZeros};
+use scratch::kernels::gemm::gemm;
+use scratch::kernels::sparse_input::{self, NonZeros};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -5,18 +5,15 @@
 //! pooling, any network described by a TOML config.
 
 pub mod augment;
-pub mod batches;
 pub mod data;
 pub mod gates;
-pub mod gemm;
 pub mod init;
+pub mod kernels;
 pub mod layers;
 pub mod network;
 pub mod optimizer;
 pub mod regularization;
-pub mod small_gemm;
 pub mod spec;
-pub mod team;
 pub mod train;
 pub mod weights_file;
 

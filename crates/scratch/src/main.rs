@@ -18,7 +18,7 @@ use dataset::digit_image;
 use dataset::output::{Curve, LineChart};
 use scratch::data::{Samples, load_split};
 use scratch::layers::{Mode, softmax_rows};
-use scratch::network::{Network, argmax};
+use scratch::network::{Kernels, Network, argmax};
 use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec, OptimizerSpec};
 use scratch::train::{EpochStats, TrainOptions, accuracy, confusion_matrix, train};
 use scratch::weights_file::{self, Provenance};
@@ -191,6 +191,26 @@ struct RunArgs {
     /// Use only the first N test images.
     #[arg(long)]
     test_limit: Option<usize>,
+    /// Which code runs the network: `fast` (the sparse first layer and byte batches where
+    /// the CPU has AVX-512) or `plain` (the course's layers only, every product a GEMM).
+    /// The same seed trains the same network either way, up to rounding.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Fast)]
+    kernels: KernelChoice,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KernelChoice {
+    Fast,
+    Plain,
+}
+
+impl From<KernelChoice> for Kernels {
+    fn from(k: KernelChoice) -> Self {
+        match k {
+            KernelChoice::Fast => Kernels::Fast,
+            KernelChoice::Plain => Kernels::Plain,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -522,7 +542,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
     let resumed = args
         .resume
         .as_ref()
-        .map(|p| weights_file::load(p))
+        .map(|p| weights_file::load_with(p, args.run.kernels.into()))
         .transpose()?;
     let dataset = match (&resumed, &args.run.data.dataset) {
         (Some((_, prov)), None) => args.run.data.choice(prov.dataset.as_deref())?,
@@ -555,7 +575,9 @@ fn train_command(args: TrainArgs) -> Result<()> {
                     _ => bail!("--hidden: the config has no affine layer"),
                 }
             }
-            (Network::new(&arch, exp.seed).context("invalid network")?, 0)
+            let net = Network::with_kernels(&arch, exp.seed, args.run.kernels.into())
+                .context("invalid network")?;
+            (net, 0)
         }
     };
     let out = args

@@ -8,6 +8,8 @@ use rand::rngs::StdRng;
 
 use crate::data::to_unit;
 use crate::init::{self, Init};
+use crate::kernels::sparse_affine::SparseAffine;
+use crate::kernels::sparse_input;
 use crate::layers::im2col::Window;
 use crate::layers::{
     Affine, BatchNorm, Conv, Dropout, Flatten, Layer, MaxPool, Mode, ParamGrad, Relu, Sigmoid,
@@ -15,12 +17,48 @@ use crate::layers::{
 };
 use crate::spec::{Architecture, LayerSpec};
 
+/// Which code runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// The fast paths where they pay: a first affine layer on raw pixels skips their
+    /// zeros and reads batches of bytes ([`crate::kernels`]; CPUs with AVX-512).
+    #[default]
+    Fast,
+    /// The course's layers only, every product a GEMM.
+    Plain,
+}
+
+/// The first layer: the sparse affine layer, which can also read a batch of bytes, or
+/// any layer.
+enum First {
+    Sparse(Box<SparseAffine>),
+    Layer(Box<dyn Layer>),
+}
+
+impl First {
+    fn layer(&self) -> &(dyn Layer + 'static) {
+        match self {
+            First::Sparse(l) => l.as_ref(),
+            First::Layer(l) => l.as_ref(),
+        }
+    }
+
+    fn layer_mut(&mut self) -> &mut (dyn Layer + 'static) {
+        match self {
+            First::Sparse(l) => l.as_mut(),
+            First::Layer(l) => l.as_mut(),
+        }
+    }
+}
+
 pub struct Network {
     pub arch: Architecture,
-    layers: Vec<Box<dyn Layer>>,
+    first: First,
+    /// The layers after the first.
+    rest: Vec<Box<dyn Layer>>,
     loss: SoftmaxWithLoss,
-    /// Each layer's output from the last training forward pass: the next layer's input,
-    /// which its backward pass needs.
+    /// Each layer's output from the last training forward pass (the first layer's first):
+    /// the next layer's input, which its backward pass needs.
     outputs: Vec<Array2<f32>>,
 }
 
@@ -28,8 +66,13 @@ pub struct Network {
 const EVAL_CHUNK: usize = 1000;
 
 impl Network {
-    /// A network with fresh weights drawn with `seed`.
+    /// A network with fresh weights drawn with `seed`, on the fast kernels.
     pub fn new(arch: &Architecture, seed: u64) -> Result<Self> {
+        Self::with_kernels(arch, seed, Kernels::Fast)
+    }
+
+    /// The same network (the same weights for the same seed) run by `kernels`.
+    pub fn with_kernels(arch: &Architecture, seed: u64, kernels: Kernels) -> Result<Self> {
         let shapes = arch.shapes()?;
         // Weights, gradients and up to two optimiser accumulators each, as f32: refused
         // before any of it is allocated when the machine does not have it.
@@ -38,9 +81,10 @@ impl Network {
             .map_err(anyhow::Error::msg)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut input = arch.input;
-        let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(arch.layers.len());
+        let mut first = None;
+        let mut rest: Vec<Box<dyn Layer>> = Vec::with_capacity(arch.layers.len());
         for (i, (spec, &output)) in arch.layers.iter().zip(&shapes).enumerate() {
-            layers.push(match *spec {
+            let layer: Box<dyn Layer> = match *spec {
                 LayerSpec::Affine { units, init } => {
                     let w = init::weights(
                         input.features(),
@@ -48,13 +92,14 @@ impl Network {
                         init.unwrap_or(Init::Xavier),
                         &mut rng,
                     );
-                    let layer = Affine::new(w, Array2::zeros((1, units)));
-                    // Raw pixels are mostly zeros (see layers/sparse_input.rs).
-                    Box::new(if i == 0 {
-                        layer.with_sparse_input()
-                    } else {
-                        layer
-                    })
+                    let b = Array2::zeros((1, units));
+                    // Raw pixels are mostly zeros (see kernels/sparse_input.rs).
+                    if i == 0 && kernels == Kernels::Fast && sparse_input::available() {
+                        first = Some(First::Sparse(Box::new(SparseAffine::new(w, b))));
+                        input = output;
+                        continue;
+                    }
+                    Box::new(Affine::new(w, b))
                 }
                 LayerSpec::Sigmoid => Box::new(Sigmoid::default()),
                 LayerSpec::Relu => Box::new(Relu::default()),
@@ -90,12 +135,19 @@ impl Network {
                 LayerSpec::BatchNorm { momentum, eps } => {
                     Box::new(BatchNorm::new(output.channels, momentum, eps))
                 }
-            });
+            };
+            if i == 0 {
+                first = Some(First::Layer(layer));
+            } else {
+                rest.push(layer);
+            }
             input = output;
         }
+        let first = first.ok_or_else(|| anyhow::anyhow!("a network needs at least one layer"))?;
         Ok(Self {
             arch: arch.clone(),
-            layers,
+            first,
+            rest,
             loss: SoftmaxWithLoss::default(),
             outputs: Vec::new(),
         })
@@ -103,8 +155,8 @@ impl Network {
 
     /// Logits (batch, classes) for inputs (batch, features).
     pub fn predict(&mut self, x: &Array2<f32>, mode: Mode) -> Array2<f32> {
-        let mut h = self.layers[0].forward(x, mode);
-        for layer in &mut self.layers[1..] {
+        let mut h = self.first.layer_mut().forward(x, mode);
+        for layer in &mut self.rest {
             h = layer.forward(&h, mode);
         }
         h
@@ -119,21 +171,25 @@ impl Network {
     /// Forward and backward over one training batch: leaves every parameter's gradient in
     /// its layer and returns the loss.
     pub fn gradient(&mut self, x: &Array2<f32>, labels: &[u8]) -> f32 {
-        let y = self.layers[0].forward(x, Mode::Train);
+        let y = self.first.layer_mut().forward(x, Mode::Train);
         self.gradient_from_first(Some(x), y, labels)
     }
 
     /// Whether the first layer reads batches of 8-bit pixels ([`Self::gradient_of_bytes`])
     /// without a float copy.
     pub fn reads_bytes(&self) -> bool {
-        self.layers[0].reads_bytes()
+        matches!(&self.first, First::Sparse(l) if l.reads_bytes())
     }
 
     /// [`Self::gradient`] for a batch given as rows of 8-bit pixels, x = byte / 255 (the
     /// training set's own bytes): the first layer reads them directly when it can,
     /// else they are copied into floats first.
     pub fn gradient_of_bytes(&mut self, rows: &[&[u8]], labels: &[u8]) -> f32 {
-        match self.layers[0].forward_bytes(rows, Mode::Train) {
+        let from_bytes = match &mut self.first {
+            First::Sparse(layer) => layer.forward_bytes(rows, Mode::Train),
+            First::Layer(_) => None,
+        };
+        match from_bytes {
             Some(y) => self.gradient_from_first(None, y, labels),
             None => {
                 let k = rows.first().map_or(0, |r| r.len());
@@ -156,42 +212,54 @@ impl Network {
     ) -> f32 {
         self.outputs.clear();
         self.outputs.push(y);
-        for i in 1..self.layers.len() {
-            let y = self.layers[i].forward(&self.outputs[i - 1], Mode::Train);
+        for (i, layer) in self.rest.iter_mut().enumerate() {
+            let y = layer.forward(&self.outputs[i], Mode::Train);
             self.outputs.push(y);
         }
         let logits = self.outputs.last().expect("at least one layer");
         let loss = self.loss.forward(logits, labels);
         let mut dout = self.loss.backward();
-        let unread = Array2::zeros((0, 0));
-        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            let input = match i {
-                0 => x.unwrap_or(&unread),
-                _ => &self.outputs[i - 1],
-            };
-            match layer.backward(input, &dout, i > 0) {
-                Some(dx) => dout = dx,
-                None => break,
-            }
+        for (i, layer) in self.rest.iter_mut().enumerate().rev() {
+            dout = layer
+                .backward(&self.outputs[i], &dout, true)
+                .expect("asked for dx");
         }
+        // The first layer's input gradient is never used.
+        let unread = Array2::zeros((0, 0));
+        self.first
+            .layer_mut()
+            .backward(x.unwrap_or(&unread), &dout, false);
         loss
     }
 
     /// Every learnable parameter with its gradient, in layer order.
     pub fn params(&mut self) -> Vec<ParamGrad<'_>> {
-        self.layers.iter_mut().flat_map(|l| l.params()).collect()
+        let Self { first, rest, .. } = self;
+        std::iter::once(first.layer_mut())
+            .chain(rest.iter_mut().map(|l| l.as_mut()))
+            .flat_map(|l| l.params())
+            .collect()
     }
 
     /// Stored tensors named as in the course: W1, b1, W2, b2, ... numbered per name, so
     /// the k-th layer with weights holds Wk and bk, the k-th BatchNorm gammak, betak,
     /// running_meank and running_vark.
     pub fn named_tensors(&self) -> Vec<(String, &Array2<f32>)> {
-        course_names(self.layers.iter().map(|l| l.tensors()))
+        course_names(
+            std::iter::once(self.first.layer())
+                .chain(self.rest.iter().map(|l| l.as_ref()))
+                .map(|l| l.tensors()),
+        )
     }
 
     /// The same tensors, for loading.
     pub fn named_tensors_mut(&mut self) -> Vec<(String, &mut Array2<f32>)> {
-        course_names(self.layers.iter_mut().map(|l| l.tensors_mut()))
+        let Self { first, rest, .. } = self;
+        course_names(
+            std::iter::once(first.layer_mut())
+                .chain(rest.iter_mut().map(|l| l.as_mut()))
+                .map(|l| l.tensors_mut()),
+        )
     }
 
     /// Predicted class of every row of `x`, evaluated in chunks.
@@ -379,6 +447,50 @@ mod tests {
             assert_eq!(*x, y);
         }
         assert_ne!(a.named_tensors()[0].1, c.named_tensors()[0].1);
+    }
+
+    /// The course's layers alone and the fast kernels train the same network: the same
+    /// loss and gradients (up to rounding) from the same seed, step after step.
+    #[test]
+    fn plain_and_fast_kernels_train_alike() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let bytes = crate::gradcheck::sparse_byte_rows(32, 784, 0.8, &mut rng);
+        let rows: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
+        let x = Array2::from_shape_fn((32, 784), |(i, j)| to_unit(bytes[i][j]));
+        let labels: Vec<u8> = (0..32).map(|i| (i * 7 % 10) as u8).collect();
+        let arch = Architecture {
+            input: InputShape::MNIST,
+            classes: 10,
+            layers: vec![
+                LayerSpec::Affine {
+                    units: 30,
+                    init: None,
+                },
+                LayerSpec::Relu,
+                LayerSpec::Affine {
+                    units: 10,
+                    init: None,
+                },
+            ],
+        };
+        let mut fast = Network::with_kernels(&arch, 5, Kernels::Fast).unwrap();
+        let mut plain = Network::with_kernels(&arch, 5, Kernels::Plain).unwrap();
+        assert!(!plain.reads_bytes());
+        assert_eq!(fast.reads_bytes(), sparse_input::available());
+        for step in 0..3 {
+            let a = fast.gradient_of_bytes(&rows, &labels);
+            let b = plain.gradient(&x, &labels);
+            assert!((a - b).abs() < 1e-5, "step {step}: loss {a} vs {b}");
+            for (pa, pb) in fast.params().into_iter().zip(plain.params()) {
+                let err = relative_error(
+                    &pa.grad.iter().copied().collect::<Vec<_>>(),
+                    &pb.grad.iter().map(|&g| g as f64).collect::<Vec<_>>(),
+                );
+                assert!(err < 1e-4, "step {step}: gradient relative error {err:.1e}");
+                pa.param.scaled_add(-0.1, pa.grad);
+                pb.param.scaled_add(-0.1, pb.grad);
+            }
+        }
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! Each optimiser keeps its per-parameter state (velocities, squared-gradient averages)
 //! in the order the network lists its parameters, which never changes.
 
-use std::sync::Mutex;
+use ndarray::{Array2, Zip};
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
-
+use crate::kernels::team;
 use crate::layers::ParamGrad;
 use crate::spec::OptimizerSpec;
-use crate::team;
 
 pub trait Optimizer {
     /// Updates every parameter from its gradient. `params` come in the same order on
@@ -36,32 +34,6 @@ impl Slots {
     }
 }
 
-/// Parameters at least this big are updated by both threads of the [`team`].
-const TEAM_MIN_LEN: usize = 1 << 14;
-
-/// Runs `update(param rows, grad rows)` over all rows: for big parameters, in two parts
-/// on the team, cut where the sparse first layer cuts its weight rows, so each core
-/// updates the rows whose gradient it computed (and reads next forward).
-fn on_team_rows(
-    param: &mut Array2<f32>,
-    grad: &Array2<f32>,
-    update: impl Fn(ArrayViewMut2<f32>, ArrayView2<f32>) + Sync,
-) {
-    if param.len() < TEAM_MIN_LEN {
-        return update(param.view_mut(), grad.view());
-    }
-    let middle = team::split_point(param.nrows(), 16);
-    let (p0, p1) = param.view_mut().split_at(Axis(0), middle);
-    let (g0, g1) = grad.view().split_at(Axis(0), middle);
-    let parts = [Mutex::new(Some((p0, g0))), Mutex::new(Some((p1, g1)))];
-    team::split(&|part| {
-        let rows = parts[part].lock().expect("each part locks once").take();
-        if let Some((p, g)) = rows {
-            update(p, g);
-        }
-    });
-}
-
 /// W ← W − η g
 pub struct Sgd {
     pub lr: f32,
@@ -75,7 +47,7 @@ impl Optimizer for Sgd {
     fn step(&mut self, params: Vec<ParamGrad<'_>>) {
         let lr = self.lr;
         for p in params {
-            on_team_rows(p.param, p.grad, |mut w, g| w.scaled_add(-lr, &g));
+            team::by_rows(p.param, p.grad, |mut w, g| w.scaled_add(-lr, &g));
         }
     }
 }

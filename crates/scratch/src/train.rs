@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::augment::shift_batch;
-use crate::batches::{Minibatch, for_each_batch};
 use crate::data::Samples;
+use crate::kernels::batches::{Minibatch, for_each_batch};
 use crate::network::Network;
 use crate::optimizer::Optimizer;
 use crate::regularization;

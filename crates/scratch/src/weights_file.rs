@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::network::Network;
+use crate::network::{Kernels, Network};
 use crate::spec::Architecture;
 
 const FORMAT: &str = "scratch-v1";
@@ -88,6 +88,11 @@ pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
 
 /// Rebuilds the network a weights file describes and loads its tensors.
 pub fn load(path: &Path) -> Result<(Network, Provenance)> {
+    load_with(path, Kernels::Fast)
+}
+
+/// [`load`], the network run by `kernels`.
+pub fn load_with(path: &Path, kernels: Kernels) -> Result<(Network, Provenance)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("{}: cannot read weights file", path.display()))?;
     let bad =
@@ -121,7 +126,7 @@ pub fn load(path: &Path) -> Result<(Network, Provenance)> {
             bytes.len()
         )));
     }
-    let mut net = Network::new(&arch, 0).map_err(|e| bad(format!("{e:#}")))?;
+    let mut net = Network::with_kernels(&arch, 0, kernels).map_err(|e| bad(format!("{e:#}")))?;
     for (name, target) in net.named_tensors_mut() {
         let view = tensors
             .tensor(&name)

@@ -7,7 +7,7 @@
 
 use ndarray::{Array2, Axis};
 
-use crate::gemm::gemm;
+use crate::kernels::gemm::gemm;
 
 use super::im2col::{Window, col2im, im2col};
 use super::{Layer, Mode, ParamGrad, column_sums};

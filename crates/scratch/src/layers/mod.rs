@@ -16,7 +16,6 @@ mod max_pool;
 mod relu;
 mod sigmoid;
 mod softmax_loss;
-pub mod sparse_input;
 
 pub use affine::Affine;
 pub use batch_norm::BatchNorm;
@@ -69,19 +68,6 @@ pub struct ParamGrad<'a> {
 pub trait Layer: Send {
     /// `x`: (batch, in) → (batch, out).
     fn forward(&mut self, x: &Array2<f32>, mode: Mode) -> Array2<f32>;
-
-    /// Whether [`Self::forward_bytes`] may take a batch of 8-bit pixels directly.
-    fn reads_bytes(&self) -> bool {
-        false
-    }
-
-    /// `forward` for a batch given as rows of 8-bit pixels (x = byte / 255), for a first
-    /// layer that reads them without a float copy of the batch. `None` (the default)
-    /// when it does not: the caller copies the batch into floats and calls `forward`.
-    /// After `Some`, `backward` does not read its `x`.
-    fn forward_bytes(&mut self, _rows: &[&[u8]], _mode: Mode) -> Option<Array2<f32>> {
-        None
-    }
 
     /// `dout`: (batch, out) → dx (batch, in), or `None` when `need_dx` is false (the first
     /// layer's input gradient is never used, and for an affine layer it is a whole GEMM).

@@ -22,6 +22,8 @@ use std::sync::{Mutex, OnceLock, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+
 /// Every job is split into this many parts.
 pub const PARTS: usize = 2;
 
@@ -245,6 +247,32 @@ fn work(shared: &'static Shared) {
         }
         shared.finished.store(seen, Ordering::Release);
     }
+}
+
+/// Parameters at least this big are updated by both threads of the team.
+const TEAM_MIN_LEN: usize = 1 << 14;
+
+/// Runs `update(param rows, grad rows)` over all rows: for big parameters, in two parts
+/// on the team, cut where the sparse first layer cuts its weight rows, so each core
+/// updates the rows whose gradient it computed (and reads next forward).
+pub fn by_rows(
+    param: &mut Array2<f32>,
+    grad: &Array2<f32>,
+    update: impl Fn(ArrayViewMut2<f32>, ArrayView2<f32>) + Sync,
+) {
+    if param.len() < TEAM_MIN_LEN {
+        return update(param.view_mut(), grad.view());
+    }
+    let middle = split_point(param.nrows(), 16);
+    let (p0, p1) = param.view_mut().split_at(Axis(0), middle);
+    let (g0, g1) = grad.view().split_at(Axis(0), middle);
+    let parts = [Mutex::new(Some((p0, g0))), Mutex::new(Some((p1, g1)))];
+    split(&|part| {
+        let rows = parts[part].lock().expect("each part locks once").take();
+        if let Some((p, g)) = rows {
+            update(p, g);
+        }
+    });
 }
 
 #[cfg(test)]

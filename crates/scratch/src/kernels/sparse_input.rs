@@ -24,16 +24,18 @@
 //! Measured (`examples/bench_first_layer.rs`, docs/BENCHMARKS.md): the two products
 //! take about half the GEMM's time, listing included.
 //!
-//! Each product runs in two halves of the pixels on the two threads of [`crate::team`]
+//! Each product runs in two halves of the pixels on the two threads of [`crate::kernels::team`]
 //! (rayon's fork-join was measured slower than one thread: the pieces are tens of
 //! microseconds, about what waking a sleeping worker costs).
 //!
-//! Only x86-64 CPUs with AVX-512F (and popcnt) use these; [`available`] says so at run time, and
-//! [`super::Affine`] keeps the GEMM elsewhere.
+//! The kernels are AVX-512F (and popcnt), chosen at run time ([`available`]); a portable
+//! version of each gives the same lists and products (up to rounding) on any CPU, for
+//! the tests, which run it everywhere. The network uses the sparse layer
+//! ([`super::sparse_affine`]) only where AVX-512 is there: elsewhere the GEMM is faster.
 
 use std::sync::Mutex;
 
-use crate::team;
+use crate::kernels::team;
 
 /// Output columns held in registers at once: four vectors of 16 floats.
 const TILE: usize = 64;
@@ -66,8 +68,9 @@ pub fn available() -> bool {
 /// part lists the columns up to / from [`team::split_point`]`(k, 16)` (where the SGD
 /// update cuts too, so each core's data stays in its own cache), then adds its share of
 /// the forward product and computes its rows of dW, cut where the non-zeros balance.
-#[derive(Default)]
 pub struct NonZeros {
+    /// Which kernels list and multiply: AVX-512 where the CPU has it, else portable.
+    kernel: Kernel,
     k: usize,
     rows: usize,
     /// Room per pair: `rows` rounded up to 16. Pair p's entries are
@@ -84,6 +87,23 @@ pub struct NonZeros {
     /// 64-byte boundary, so kernels load and store whole vectors within cache lines):
     /// its share of the forward product, or its copy of dout for dW.
     part_rows: [Vec<f32>; team::PARTS],
+}
+
+/// The kernels a [`NonZeros`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512,
+    Portable,
+}
+
+impl Default for NonZeros {
+    fn default() -> Self {
+        Self::with_kernel(if available() {
+            Kernel::Avx512
+        } else {
+            Kernel::Portable
+        })
+    }
 }
 
 /// A batch to list: (rows × k) floats, row-major, or rows of k bytes standing for
@@ -106,8 +126,32 @@ struct PairLists<'a> {
 }
 
 impl NonZeros {
+    /// Lists kept by `kernel` (the portable one on any CPU; AVX-512 only where
+    /// [`available`]).
+    pub fn with_kernel(kernel: Kernel) -> Self {
+        assert!(
+            kernel == Kernel::Portable || available(),
+            "the AVX-512 kernels need AVX-512F"
+        );
+        Self {
+            kernel,
+            k: 0,
+            rows: 0,
+            capacity: 0,
+            count: Vec::new(),
+            balanced_cut: 0,
+            row: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            part_rows: Default::default(),
+        }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
     /// Lists the non-zeros of `x` (rows × k, row-major) and returns their fraction.
-    /// Panics unless [`available`].
     pub fn list(&mut self, x: &[f32], k: usize) -> f32 {
         assert!(k > 0 && x.len().is_multiple_of(k));
         self.list_source(Source::Floats(x), x.len() / k, k)
@@ -125,7 +169,6 @@ impl NonZeros {
     }
 
     fn list_source(&mut self, source: Source, rows: usize, k: usize) -> f32 {
-        assert!(available(), "sparse_input needs AVX-512F");
         assert!(rows < u32::MAX as usize);
         (self.k, self.rows) = (k, rows);
         self.capacity = self.rows.next_multiple_of(16);
@@ -156,14 +199,18 @@ impl NonZeros {
             })
         });
         let capacity = self.capacity;
+        let kernel = self.kernel;
         team::split(&|part| {
             let mut lists = parts[part].lock().expect("each part locks its lists once");
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F is present (asserted above); each part's slices hold its
-            // pairs' room, sized above.
-            unsafe {
-                avx512::list_pairs(&mut lists, source, k, rows, capacity)
-            };
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F is present (checked when the kernel was chosen); each
+                // part's slices hold its pairs' room, sized above.
+                Kernel::Avx512 => unsafe {
+                    avx512::list_pairs(&mut lists, source, k, rows, capacity)
+                },
+                _ => portable::list_pairs(&mut lists, source, k, rows, capacity),
+            }
         });
         let nonzeros: usize = parts
             .iter()
@@ -205,7 +252,6 @@ impl NonZeros {
     /// out (rows × n) = x · w (k × n) + b (n), for the x last listed.
     pub fn forward(&mut self, w: &[f32], b: &[f32], out: &mut [f32]) {
         let n = b.len();
-        assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(w.len(), self.k * n);
         assert_eq!(out.len(), self.rows * n);
         let stride = n.next_multiple_of(TILE);
@@ -216,11 +262,14 @@ impl NonZeros {
             team::split(&|part| {
                 let mut partial = parts[part].lock().expect("each part locks its sum once");
                 let partial = aligned_zeros(&mut partial, lists.rows * stride);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
-                // rows are inside `partial`; w has the size checked above.
-                unsafe {
-                    avx512::forward(lists, lists.pairs(part), w, n, partial)
+                match lists.kernel {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX-512F is present; listed rows are < rows, so their
+                    // padded rows are inside `partial`; w has the size checked above.
+                    Kernel::Avx512 => unsafe {
+                        avx512::forward(lists, lists.pairs(part), w, n, partial)
+                    },
+                    _ => portable::forward(lists, lists.pairs(part), w, n, partial),
                 }
             });
         }
@@ -239,7 +288,6 @@ impl NonZeros {
 
     /// dw (k × n) = xᵀ · dout (rows × n), for the x last listed.
     pub fn weight_grad(&mut self, dout: &[f32], n: usize, dw: &mut [f32]) {
-        assert!(available(), "sparse_input needs AVX-512F");
         assert_eq!(dw.len(), self.k * n);
         assert_eq!(dout.len(), self.rows * n);
         let stride = n.next_multiple_of(TILE);
@@ -256,11 +304,15 @@ impl NonZeros {
                 for (row, d) in padded.chunks_exact_mut(stride).zip(dout.chunks_exact(n)) {
                     row[..n].copy_from_slice(d);
                 }
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F is present; listed rows are < rows, so their padded
-                // dout rows are inside `padded`; this part's dW rows are its columns'.
-                unsafe {
-                    avx512::weight_grad(lists, padded, n, lists.pairs(part), dw)
+                match lists.kernel {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX-512F is present; listed rows are < rows, so their
+                    // padded dout rows are inside `padded`; this part's dW rows are its
+                    // columns'.
+                    Kernel::Avx512 => unsafe {
+                        avx512::weight_grad(lists, padded, n, lists.pairs(part), dw)
+                    },
+                    _ => portable::weight_grad(lists, padded, n, lists.pairs(part), dw),
                 }
             });
         }
@@ -283,6 +335,102 @@ fn aligned_zeros(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     let out = aligned(buf, len);
     out.fill(0.0);
     out
+}
+
+/// The same three operations in plain Rust, entry for entry as the AVX-512 ones: the same
+/// lists, and products with the same multiply-adds in the same order (fused here too).
+mod portable {
+    use super::{NonZeros, PairLists, Source, TILE};
+
+    /// The value of column c of row r (byte / 255 for bytes, as [`crate::data::Samples`]).
+    fn value(source: Source, k: usize, r: usize, c: usize) -> f32 {
+        match source {
+            Source::Floats(x) => x[r * k + c],
+            Source::Bytes(x) => f32::from(x[r][c]) / 255.0,
+        }
+    }
+
+    pub(super) fn list_pairs(
+        lists: &mut PairLists,
+        source: Source,
+        k: usize,
+        rows: usize,
+        capacity: usize,
+    ) {
+        for local in 0..lists.count.len() {
+            let c = 2 * (lists.first_pair + local);
+            for r in 0..rows {
+                let left = if c < k { value(source, k, r, c) } else { 0.0 };
+                let right = if c + 1 < k {
+                    value(source, k, r, c + 1)
+                } else {
+                    0.0
+                };
+                // `!= 0.0` as the AVX-512 compare (NaN counts as non-zero).
+                let (l, rt) = (left != 0.0 || left.is_nan(), right != 0.0 || right.is_nan());
+                if l || rt {
+                    let at = local * capacity + lists.count[local];
+                    lists.row[at] = r as u32;
+                    lists.left[at] = left;
+                    lists.right[at] = right;
+                    lists.count[local] += 1;
+                    lists.nonzeros += usize::from(l) + usize::from(rt);
+                }
+            }
+        }
+    }
+
+    pub(super) fn forward(
+        nz: &NonZeros,
+        pairs: std::ops::Range<usize>,
+        w: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let stride = n.next_multiple_of(TILE);
+        let weight = |c: usize, j: usize| if c < nz.k { w[c * n + j] } else { 0.0 };
+        for c0 in (0..n).step_by(TILE) {
+            for p in pairs.clone() {
+                let (rows, left, right) = nz.pair(p);
+                for ((&r, &vl), &vr) in rows.iter().zip(left).zip(right) {
+                    let h = &mut out[r as usize * stride..][..stride];
+                    let end = (c0 + TILE).min(n);
+                    for (j, hj) in h.iter_mut().enumerate().take(end).skip(c0) {
+                        let sum = vl.mul_add(weight(2 * p, j), *hj);
+                        *hj = vr.mul_add(weight(2 * p + 1, j), sum);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn weight_grad(
+        nz: &NonZeros,
+        dout: &[f32],
+        n: usize,
+        pairs: std::ops::Range<usize>,
+        dw: &mut [f32],
+    ) {
+        let stride = n.next_multiple_of(TILE);
+        let first_column = 2 * pairs.start;
+        for p in pairs {
+            let (rows, left, right) = nz.pair(p);
+            for (side, values) in [left, right].into_iter().enumerate() {
+                let c = 2 * p + side;
+                if c >= nz.k {
+                    continue;
+                }
+                let dst = &mut dw[(c - first_column) * n..][..n];
+                dst.fill(0.0);
+                for (&r, &v) in rows.iter().zip(values) {
+                    let d = &dout[r as usize * stride..][..n];
+                    for (acc, &dj) in dst.iter_mut().zip(d) {
+                        *acc = v.mul_add(dj, *acc);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -585,6 +733,15 @@ mod tests {
         m
     }
 
+    /// The portable kernels on every CPU, and the AVX-512 ones where there are.
+    fn kernels() -> Vec<Kernel> {
+        let mut all = vec![Kernel::Portable];
+        if available() {
+            all.push(Kernel::Avx512);
+        }
+        all
+    }
+
     fn close(a: &Array2<f32>, b: &Array2<f32>) -> bool {
         a.dim() == b.dim()
             && a.iter()
@@ -594,105 +751,135 @@ mod tests {
 
     #[test]
     fn results_are_the_same_with_and_without_the_worker() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
         let mut rng = StdRng::seed_from_u64(11);
         let (rows, k, n) = (37, 300, 70);
         let x = sparse_matrix(rows, k, 0.2, &mut rng);
         let w = random_matrix((k, n), &mut rng);
         let b = random_matrix((1, n), &mut rng);
         let dout = random_matrix((rows, n), &mut rng);
-        let run = || {
-            let mut nz = NonZeros::default();
-            nz.list(x.as_slice().unwrap(), k);
-            let (mut out, mut dw) = (vec![0.0; rows * n], vec![0.0; k * n]);
-            nz.forward(w.as_slice().unwrap(), b.as_slice().unwrap(), &mut out);
-            nz.weight_grad(dout.as_slice().unwrap(), n, &mut dw);
-            (out, dw)
-        };
-        let shared = run();
-        // Inside a team job, splits run both parts on their own thread.
-        let alone = Mutex::new(None);
-        team::split(&|part| {
-            if part == 0 {
-                *alone.lock().unwrap() = Some(run());
-            }
-        });
-        assert_eq!(alone.into_inner().unwrap(), Some(shared));
+        for kernel in kernels() {
+            let run = || {
+                let mut nz = NonZeros::with_kernel(kernel);
+                nz.list(x.as_slice().unwrap(), k);
+                let (mut out, mut dw) = (vec![0.0; rows * n], vec![0.0; k * n]);
+                nz.forward(w.as_slice().unwrap(), b.as_slice().unwrap(), &mut out);
+                nz.weight_grad(dout.as_slice().unwrap(), n, &mut dw);
+                (out, dw)
+            };
+            let shared = run();
+            // Inside a team job, splits run both parts on their own thread.
+            let alone = Mutex::new(None);
+            team::split(&|part| {
+                if part == 0 {
+                    *alone.lock().unwrap() = Some(run());
+                }
+            });
+            assert_eq!(alone.into_inner().unwrap(), Some(shared), "{kernel:?}");
+        }
     }
 
     #[test]
     fn products_match_the_dense_ones_for_awkward_shapes() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut nz = NonZeros::default();
-        // Widths below, at and across the 16- and 64-column boundaries; input lengths
-        // that are and are not multiples of 16; an all-zero batch; the buffers reused
-        // from a bigger batch to a smaller one.
-        for (rows, k, n, density) in [
-            (5, 784, 50, 0.2),
-            (3, 17, 1, 0.5),
-            (4, 33, 64, 0.2),
-            (2, 16, 65, 1.0),
-            (7, 100, 130, 0.1),
-            (3, 20, 5, 0.0),
-            (100, 784, 50, 0.2), // the TwoLayerNet's batch: seven 16-row blocks
-        ] {
-            let x = sparse_matrix(rows, k, density, &mut rng);
-            let w = random_matrix((k, n), &mut rng);
-            let b = random_matrix((1, n), &mut rng);
-            let fraction = nz.list(x.as_slice().unwrap(), k);
-            let expected = x.iter().filter(|&&v| v != 0.0).count() as f32 / x.len() as f32;
-            assert_eq!(fraction, expected);
-            let mut out = Array2::zeros((rows, n));
-            nz.forward(
-                w.as_slice().unwrap(),
-                b.as_slice().unwrap(),
-                out.as_slice_mut().unwrap(),
-            );
-            assert!(close(&out, &(x.dot(&w) + &b)), "forward {rows}×{k}×{n}");
+        for kernel in kernels() {
+            let mut rng = StdRng::seed_from_u64(7);
+            let mut nz = NonZeros::with_kernel(kernel);
+            // Widths below, at and across the 16- and 64-column boundaries; input lengths
+            // that are and are not multiples of 16; an all-zero batch; the buffers reused
+            // from a bigger batch to a smaller one.
+            for (rows, k, n, density) in [
+                (5, 784, 50, 0.2),
+                (3, 17, 1, 0.5),
+                (4, 33, 64, 0.2),
+                (2, 16, 65, 1.0),
+                (7, 100, 130, 0.1),
+                (3, 20, 5, 0.0),
+                (100, 784, 50, 0.2), // the TwoLayerNet's batch: seven 16-row blocks
+            ] {
+                let x = sparse_matrix(rows, k, density, &mut rng);
+                let w = random_matrix((k, n), &mut rng);
+                let b = random_matrix((1, n), &mut rng);
+                let fraction = nz.list(x.as_slice().unwrap(), k);
+                let expected = x.iter().filter(|&&v| v != 0.0).count() as f32 / x.len() as f32;
+                assert_eq!(fraction, expected);
+                let mut out = Array2::zeros((rows, n));
+                nz.forward(
+                    w.as_slice().unwrap(),
+                    b.as_slice().unwrap(),
+                    out.as_slice_mut().unwrap(),
+                );
+                assert!(close(&out, &(x.dot(&w) + &b)), "forward {rows}×{k}×{n}");
 
-            let dout = random_matrix((rows, n), &mut rng);
-            let mut dw = random_matrix((k, n), &mut rng); // overwritten, not added to
-            nz.weight_grad(dout.as_slice().unwrap(), n, dw.as_slice_mut().unwrap());
-            assert!(close(&dw, &x.t().dot(&dout)), "dW {rows}×{k}×{n}");
+                let dout = random_matrix((rows, n), &mut rng);
+                let mut dw = random_matrix((k, n), &mut rng); // overwritten, not added to
+                nz.weight_grad(dout.as_slice().unwrap(), n, dw.as_slice_mut().unwrap());
+                assert!(
+                    close(&dw, &x.t().dot(&dout)),
+                    "dW {rows}×{k}×{n} {kernel:?}"
+                );
+            }
         }
     }
 
     #[test]
     fn byte_rows_give_what_their_floats_give() {
+        for kernel in kernels() {
+            let mut rng = StdRng::seed_from_u64(5);
+            let (mut from_floats, mut from_bytes) =
+                (NonZeros::with_kernel(kernel), NonZeros::with_kernel(kernel));
+            // Row lengths below, at and across 16; row counts below and across 16.
+            for (rows, k, n) in [(3, 5, 7), (17, 16, 50), (33, 100, 64), (100, 784, 50)] {
+                let bytes = crate::gradcheck::sparse_byte_rows(rows, k, 0.7, &mut rng);
+                let x: Vec<f32> = bytes
+                    .iter()
+                    .flatten()
+                    .map(|&b| crate::data::to_unit(b))
+                    .collect();
+                let row_refs: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
+                assert_eq!(from_bytes.list_bytes(&row_refs, k), from_floats.list(&x, k));
+                assert_eq!(from_bytes.count, from_floats.count);
+                for p in 0..k.div_ceil(2) {
+                    assert_eq!(from_bytes.pair(p), from_floats.pair(p), "pair {p}");
+                }
+                let w = random_matrix((k, n), &mut rng);
+                let b = random_matrix((1, n), &mut rng);
+                let (w, b) = (w.as_slice().unwrap(), b.as_slice().unwrap());
+                let (mut out_bytes, mut out_floats) = (vec![0.0; rows * n], vec![0.0; rows * n]);
+                from_bytes.forward(w, b, &mut out_bytes);
+                from_floats.forward(w, b, &mut out_floats);
+                assert_eq!(out_bytes, out_floats);
+            }
+        }
+    }
+
+    /// Where the CPU has AVX-512, its kernels and the portable ones list the same entries
+    /// and give the same products: both do the same fused multiply-adds in the same order.
+    #[test]
+    fn the_avx512_kernels_agree_with_the_portable_ones() {
         if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
+            // Nothing to compare with: the tests above ran the portable kernels.
             return;
         }
-        let mut rng = StdRng::seed_from_u64(5);
-        let (mut from_floats, mut from_bytes) = (NonZeros::default(), NonZeros::default());
-        // Row lengths below, at and across 16; row counts below and across 16.
-        for (rows, k, n) in [(3, 5, 7), (17, 16, 50), (33, 100, 64), (100, 784, 50)] {
-            let bytes = crate::gradcheck::sparse_byte_rows(rows, k, 0.7, &mut rng);
-            let x: Vec<f32> = bytes
-                .iter()
-                .flatten()
-                .map(|&b| crate::data::to_unit(b))
-                .collect();
-            let row_refs: Vec<&[u8]> = bytes.iter().map(|r| r.as_slice()).collect();
-            assert_eq!(from_bytes.list_bytes(&row_refs, k), from_floats.list(&x, k));
-            assert_eq!(from_bytes.count, from_floats.count);
-            for p in 0..k.div_ceil(2) {
-                assert_eq!(from_bytes.pair(p), from_floats.pair(p), "pair {p}");
-            }
+        let mut rng = StdRng::seed_from_u64(13);
+        for (rows, k, n) in [(37, 300, 70), (100, 784, 50), (5, 17, 130)] {
+            let x = sparse_matrix(rows, k, 0.2, &mut rng);
             let w = random_matrix((k, n), &mut rng);
             let b = random_matrix((1, n), &mut rng);
-            let (w, b) = (w.as_slice().unwrap(), b.as_slice().unwrap());
-            let (mut out_bytes, mut out_floats) = (vec![0.0; rows * n], vec![0.0; rows * n]);
-            from_bytes.forward(w, b, &mut out_bytes);
-            from_floats.forward(w, b, &mut out_floats);
-            assert_eq!(out_bytes, out_floats);
+            let dout = random_matrix((rows, n), &mut rng);
+            let results = [Kernel::Portable, Kernel::Avx512].map(|kernel| {
+                let mut nz = NonZeros::with_kernel(kernel);
+                let fraction = nz.list(x.as_slice().unwrap(), k);
+                let (mut out, mut dw) = (vec![0.0; rows * n], vec![0.0; k * n]);
+                nz.forward(w.as_slice().unwrap(), b.as_slice().unwrap(), &mut out);
+                nz.weight_grad(dout.as_slice().unwrap(), n, &mut dw);
+                let lists: Vec<_> = (0..k.div_ceil(2))
+                    .map(|p| {
+                        let (r, l, rt) = nz.pair(p);
+                        (r.to_vec(), l.to_vec(), rt.to_vec())
+                    })
+                    .collect();
+                (fraction, lists, out, dw)
+            });
+            assert!(results[0] == results[1], "{rows}×{k}×{n}");
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use ndarray::{Array2, Axis};
 
 use crate::data::Samples;
-use crate::team;
+use crate::kernels::team;
 
 /// One minibatch as the step receives it.
 pub enum Minibatch<'a, 'b> {
