@@ -8,35 +8,19 @@
 //! differentiates slices, a stack and a matmul, so every gradient is a GEMM or a copy
 //! (~240-300 images/s, `examples/backend_step.rs`). On flex the same formulation measured
 //! no faster than flex's own convolution, so flex runs the project's kernels instead
-//! (`crate::flex_ops`, on plain slices); wgpu keeps burn's. The weights are burn's
+//! (`crate::kernels::flex`, on plain slices); wgpu keeps burn's. The weights are burn's
 //! `Conv2d`'s own, so models and files are the same whichever path ran.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Slice, Tensor};
 
-/// Keras's / burn's "same" padding along one axis: (before, after).
-fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
-    let out = size.div_ceil(stride);
-    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
-    (total / 2, total - total / 2)
-}
+use crate::kernels::conv::padding;
 
-/// A layer's zero padding for an input of `height` × `width`: ((top, bottom), (left, right)).
-pub fn padding(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize), (usize, usize)) {
-    let ([kh, kw], [sh, sw]) = (conv.kernel_size, conv.stride);
-    match conv.padding {
-        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
-        PaddingConfig2d::Same => (same_padding(kh, sh, height), same_padding(kw, sw, width)),
-        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
-    }
-}
-
-/// `conv.forward(x)`: keraslike's own kernels on flex ([`crate::flex_ops`]), im2col in
+/// `conv.forward(x)`: keraslike's own kernels on flex ([`crate::kernels::flex`]), im2col in
 /// tensor ops ([`im2col_conv2d`]) on ndarray, burn's convolution elsewhere.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if let Some(y) = crate::flex_ops::conv2d(conv, &x) {
+    if let Some(y) = crate::kernels::flex::conv2d(conv, &x) {
         return y;
     }
     #[allow(deprecated)] // burn-ndarray is deprecated upstream; the project keeps it.
@@ -96,6 +80,7 @@ pub fn im2col_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
 
@@ -111,7 +96,7 @@ mod tests {
     #[test]
     fn flex_kernels_match_burns_convolution_and_its_gradients() {
         matches_burns_convolution(|conv, x| {
-            crate::flex_ops::conv2d(conv, &x).expect("an f32 flex tensor takes the kernels")
+            crate::kernels::flex::conv2d(conv, &x).expect("an f32 flex tensor takes the kernels")
         });
     }
 
@@ -123,7 +108,7 @@ mod tests {
             .with_padding(PaddingConfig2d::Same)
             .init(&device);
         let x = Tensor::<4>::random([2, 3, 6, 5], Distribution::Default, &device);
-        let ours = crate::flex_ops::conv2d(&conv, &x).expect("flex f32");
+        let ours = crate::kernels::flex::conv2d(&conv, &x).expect("flex f32");
         assert!(max_difference(ours, conv.forward(x)) < 1e-5);
     }
 

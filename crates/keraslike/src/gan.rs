@@ -26,7 +26,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use dataset::output::{write_atomic, write_png};
 
 use crate::conv::conv2d;
-use crate::flex_ops;
+use crate::kernels::flex as flex_ops;
 use crate::saved_model::{load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 

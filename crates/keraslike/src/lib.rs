@@ -4,20 +4,18 @@
 
 pub mod backend;
 pub mod conv;
-pub mod conv_kernels;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
-pub mod flex_ops;
 pub mod gan;
 pub mod gan_score;
 pub mod guard;
 pub mod history;
 pub mod initializers;
+pub mod kernels;
 pub mod model;
 pub mod model_config;
 pub mod optimizer;
-pub mod pool_kernels;
 pub mod renderer;
 pub mod run_folder;
 pub mod saved_model;

@@ -205,9 +205,9 @@ impl Sequential {
         for layer in &self.layers[..n] {
             flow = match (layer, flow) {
                 (Layer::Conv2d(m), Flow::Image(x)) => Flow::Image(crate::conv::conv2d(m, x)),
-                (Layer::MaxPool2d(m), Flow::Image(x)) => {
-                    Flow::Image(crate::flex_ops::max_pool2d(m, &x).unwrap_or_else(|| m.forward(x)))
-                }
+                (Layer::MaxPool2d(m), Flow::Image(x)) => Flow::Image(
+                    crate::kernels::flex::max_pool2d(m, &x).unwrap_or_else(|| m.forward(x)),
+                ),
                 (Layer::Flatten(_), Flow::Image(x)) => Flow::Flat(x.flatten(1, 3)),
                 (Layer::Dense(m), Flow::Flat(x)) => Flow::Flat(m.forward(x)),
                 (Layer::Dropout(m), Flow::Image(x)) => Flow::Image(m.forward(x)),

@@ -6,7 +6,7 @@
 //! there is no Adadelta. So keraslike implements each rule as Keras writes it
 //! (`keras/src/optimizers/*.py`, `update_step`), on burn's `Optimizer` trait. On flex,
 //! Adam and Adadelta (the course's two) run as one fused in-place pass per parameter
-//! ([`update_in_place`]); everything else, and other backends, run the same rule in tensor
+//! ([`crate::kernels::update`]); everything else, and other backends, run the same rule in tensor
 //! ops (tested to agree).
 
 use burn::optim::{
@@ -15,10 +15,10 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 use burn_pack::Scalar;
 
-use crate::flex_ops::{FusedUpdate, fused_update, on_flex};
+use crate::kernels::flex::{fused_update, on_flex};
+use crate::kernels::update::FusedUpdate;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which optimiser `compile` uses, as in `model.compile(optimizer=...)`.
@@ -396,48 +396,6 @@ impl BurnOptimizer for Optimizer {
         state.moment_2 = state.moment_2.map(|m| m.to_device(device));
         state
     }
-}
-
-/// A [`FusedUpdate`] rule for every value at once, in place; rayon splits long tensors.
-/// `a` and `b` are the rule's two accumulators (Adam: m, v; Adadelta: E[g²], E[Δ²]).
-pub fn update_in_place(
-    param: &mut [f32],
-    grad: &[f32],
-    a: &mut [f32],
-    b: &mut [f32],
-    rule: FusedUpdate,
-) {
-    const CHUNK: usize = 1 << 16;
-    param
-        .par_chunks_mut(CHUNK)
-        .zip(grad.par_chunks(CHUNK))
-        .zip(a.par_chunks_mut(CHUNK))
-        .zip(b.par_chunks_mut(CHUNK))
-        .for_each(|(((w, g), a), b)| {
-            let values = w.iter_mut().zip(g).zip(a).zip(b);
-            match rule {
-                FusedUpdate::Adadelta { lr, rho, epsilon } => {
-                    for (((w, &g), eg), ed) in values {
-                        *eg = rho * *eg + (1.0 - rho) * g * g;
-                        let delta = (*ed + epsilon).sqrt() / (*eg + epsilon).sqrt() * g;
-                        *ed = rho * *ed + (1.0 - rho) * delta * delta;
-                        *w -= lr * delta;
-                    }
-                }
-                FusedUpdate::Adam {
-                    alpha,
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                } => {
-                    for (((w, &g), m), v) in values {
-                        *m += (g - *m) * (1.0 - beta_1);
-                        *v += (g * g - *v) * (1.0 - beta_2);
-                        *w -= alpha * *m / (v.sqrt() + epsilon);
-                    }
-                }
-            }
-        });
 }
 
 #[cfg(test)]

@@ -9,7 +9,26 @@
 //! GEMM that reads them, and the backward recomputes them instead of keeping 29 MB per
 //! batch alive.
 
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use rayon::prelude::*;
+
+/// Keras's / burn's "same" padding along one axis: (before, after).
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// A layer's zero padding for an input of `height` × `width`: ((top, bottom), (left, right)).
+pub fn padding(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize), (usize, usize)) {
+    let ([kh, kw], [sh, sw]) = (conv.kernel_size, conv.stride);
+    match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (same_padding(kh, sh, height), same_padding(kw, sw, width)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    }
+}
 
 /// The shapes of one Conv2D call (no dilation, no groups).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

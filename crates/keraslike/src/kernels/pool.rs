@@ -1,6 +1,6 @@
 //! MaxPooling2D (no padding, no dilation) on plain f32 slices in NCHW order, one
 //! channel plane per rayon task, remembering where each maximum came from so that the
-//! backward pass is a scatter. What `flex_ops` runs on flex: burn-flex's pooling took
+//! backward pass is a scatter. What `kernels::flex` runs on flex: burn-flex's pooling took
 //! ~8 ms forward + backward for the course CNN's pool (batch 32, 64 × 28 × 28), a pass
 //! over 6 MB that needs well under a millisecond.
 

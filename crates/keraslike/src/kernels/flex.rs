@@ -1,7 +1,7 @@
 //! keraslike's own kernels plugged into burn's flex backend as a backend extension, with
-//! handwritten backward passes: Conv2D and ConvTranspose2D ([`crate::conv_kernels`]),
-//! MaxPooling2D ([`crate::pool_kernels`]), LeakyReLU and the Adam and Adadelta updates
-//! ([`crate::optimizer::update_in_place`]).
+//! handwritten backward passes: Conv2D and ConvTranspose2D ([`super::conv`]),
+//! MaxPooling2D ([`super::pool`]), LeakyReLU and the Adam and Adadelta updates
+//! ([`super::update`]).
 //!
 //! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
 //! backend it lives on; the implementations below cover flex and flex under autodiff.
@@ -25,9 +25,9 @@ use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
 use burn_flex::{FlexTensor, Layout};
 
-use crate::conv::padding;
-use crate::conv_kernels::{self, Geometry};
-use crate::pool_kernels::{self, PoolGeometry};
+use super::conv::{self as conv_kernels, Geometry, padding};
+use super::pool::{self as pool_kernels, PoolGeometry};
+use super::update::{FusedUpdate, update_in_place};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FlexKernels: Backend {
@@ -67,21 +67,6 @@ pub trait FlexKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// The update rules [`FlexKernels::fused_update`] runs, with this step's constants (the
-/// rules themselves: [`crate::optimizer::Optimizer`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum FusedUpdate {
-    /// a = E[g²], b = E[Δ²].
-    Adadelta { lr: f32, rho: f32, epsilon: f32 },
-    /// a = m, b = v; `alpha` is the step's bias-corrected rate lr·√(1−β₂ᵗ)/(1−β₁ᵗ).
-    Adam {
-        alpha: f32,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
-    },
-}
-
 /// A contiguous tensor whose storage holds exactly its values, so that it can be
 /// updated in place (copied when shared or a view).
 fn owned(t: FlexTensor) -> FlexTensor {
@@ -110,7 +95,7 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
 
 fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
-        .expect("flex_ops is only called with contiguous f32 tensors")
+        .expect("the flex kernels are only called with contiguous f32 tensors")
 }
 
 fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
@@ -182,7 +167,7 @@ impl FlexKernels for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (mut param, grad) = (owned(param), contiguous(grad));
         let (mut a, mut b) = (owned(a), owned(b));
-        crate::optimizer::update_in_place(
+        update_in_place(
             param.storage_mut::<f32>(),
             values(&grad),
             a.storage_mut::<f32>(),

@@ -1,0 +1,15 @@
+//! keraslike's own CPU kernels and their burn glue, apart from the Keras API (which uses
+//! them; they use nothing of it).
+//!
+//! - [`conv`]: Conv2D and ConvTranspose2D as im2col + GEMM, forward and backward, on
+//!   plain slices; Keras's padding rules.
+//! - [`pool`]: MaxPooling2D forward and backward.
+//! - [`update`]: the Adam and Adadelta updates fused into one pass.
+//! - [`flex`]: all of the above plugged into burn's flex backend (and its autodiff) as a
+//!   backend extension; the rest of the crate calls these, which decline (return `None`)
+//!   for tensors that are not f32 on flex.
+
+pub mod conv;
+pub mod flex;
+pub mod pool;
+pub mod update;
