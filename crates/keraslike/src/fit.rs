@@ -229,9 +229,7 @@ where
     let interrupter = Interrupter::new();
     {
         let interrupter = interrupter.clone();
-        // A second fit in the same process keeps the first handler (same interrupter
-        // semantics); the error is only "handler already set".
-        let _ = ctrlc::set_handler(move || interrupter.stop(Some("interrupted (Ctrl-C)")));
+        crate::interrupt::on_request(move || interrupter.stop(Some("interrupted (Ctrl-C)")));
     }
     let shared = Arc::new(Mutex::new(history));
     let on_terminal = std::io::stdout().is_terminal();

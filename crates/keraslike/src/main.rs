@@ -143,6 +143,10 @@ fn main() {
         }
     };
     if let Err(e) = result {
+        if let Some(stopped) = e.downcast_ref::<keraslike::interrupt::Interrupted>() {
+            eprintln!("{stopped}");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

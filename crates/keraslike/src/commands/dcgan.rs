@@ -1,30 +1,17 @@
 //! `keraslike dcgan` (exercise B3) and `keraslike generate`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::Args;
-use dataset::output::{Curve, LineChart, write_atomic, write_line_chart};
 use dataset::{DataDir, DatasetChoice, LabelledImages, MnistKind};
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 
 use keraslike::backend::{self, Backend};
-use keraslike::gan::{
-    self, Discriminator, GanConfig, Generator, GeneratorCard, bce_with_logits, mean_probability,
-    noise,
-};
-use keraslike::gan_score::{entropy_bits, frechet_distance, mean_and_covariance};
+use keraslike::gan::score::Source;
+use keraslike::gan::{self, GanConfig, Networks, noise};
 use keraslike::model::Sequential;
-use ndarray::Array2;
 
 use super::DataArgs;
 
@@ -222,60 +209,16 @@ pub fn run(args: DcganArgs) -> Result<()> {
 
     let device = backend::device(args.backend)?.autodiff();
     device.seed(cfg.seed);
-    let (mut generator, mut discriminator, done) = if args.resume {
-        let (g, card) = gan::load_generator(&g_path, &device)?;
-        // Settings that shape the networks: a resumed run must keep them.
-        for (name, trained, asked, why) in [
-            (
-                "pack",
-                card.pack,
-                cfg.pack,
-                "the discriminator's input differs",
-            ),
-            (
-                "refine",
-                card.refine,
-                cfg.refine,
-                "the generator's layers differ",
-            ),
-        ] {
-            if trained != asked {
-                bail!(
-                    "{}: trained with {name} = {trained}, not {asked} ({why}): \
-                     pass --{name} {trained} to continue it",
-                    g_path.display()
-                );
-            }
-        }
-        if card.image != image || card.latent != cfg.latent {
-            bail!(
-                "{}: made for {:?} images from z of {}, not {:?} from {}",
-                g_path.display(),
-                card.image,
-                card.latent,
-                image,
-                cfg.latent
-            );
-        }
-        let d = gan::load_discriminator(
-            &out.join("discriminator.bpk"),
-            image,
-            cfg.pack,
-            cfg.dropout,
-            &device,
-        )?;
-        (g, d, card.epochs)
+    let start = if args.resume {
+        resume(&out, &cfg, image, &device)?
     } else {
-        (
-            Generator::new(cfg.latent, image, cfg.refine, &device),
-            Discriminator::new(image, cfg.pack, cfg.dropout, &device),
-            0,
-        )
+        Networks::new(&cfg, image, &device)
     };
-    if done >= cfg.epochs {
+    if start.epochs_done >= cfg.epochs {
         bail!(
-            "{} has {done} epochs already; ask for more with --epochs",
-            g_path.display()
+            "{} has {} epochs already; ask for more with --epochs",
+            g_path.display(),
+            start.epochs_done
         );
     }
     println!(
@@ -286,8 +229,8 @@ pub fn run(args: DcganArgs) -> Result<()> {
         image[0],
         image[1],
         image[2],
-        generator.num_params(),
-        discriminator.num_params(),
+        start.generator.num_params(),
+        start.discriminator.num_params(),
         cfg.refine,
         cfg.batch_size,
         cfg.lr,
@@ -298,153 +241,15 @@ pub fn run(args: DcganArgs) -> Result<()> {
         iterations,
         out.display()
     );
-    let adam = || {
-        AdamConfig::new()
-            .with_beta_1(cfg.beta1)
-            .with_beta_2(0.999)
-            .init()
+    let run = gan::Run {
+        cfg: &cfg,
+        pixels: &pixels,
+        image,
+        dataset: &data_set.to_string(),
+        out: &out,
+        log_every: args.log_every,
     };
-    let (mut opt_g, mut opt_d) = (adam(), adam());
-    let fixed_z = noise(64, cfg.latent, cfg.seed ^ 0xface, &device);
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
-
-    let mut history = String::from("epoch,d_loss,g_loss,d_real,d_fake,seconds\n");
-    let history_path = out.join("losses.csv");
-    if args.resume
-        && let Ok(old) = std::fs::read_to_string(&history_path)
-    {
-        history = old;
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut z_seed = cfg.seed.wrapping_mul(7919);
-    for epoch in done + 1..=cfg.epochs {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
-        order.shuffle(&mut rng);
-        let bar = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(iterations as u64);
-            bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        let start = Instant::now();
-        let (mut sum_d, mut sum_g, mut sum_real, mut sum_fake) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-        for it in 0..iterations {
-            // Discriminator: B/2 real images (target 1), B/2 generated ones (target 0).
-            let idx = &order[it * half..(it + 1) * half];
-            let mut batch = Vec::with_capacity(half * per_image);
-            for &i in idx {
-                batch.extend_from_slice(&pixels[i * per_image..(i + 1) * per_image]);
-            }
-            let real = Tensor::<4>::from_data(
-                TensorData::new(batch, [half, image[0], image[1], image[2]]),
-                &device,
-            );
-            z_seed = z_seed.wrapping_add(1);
-            let fake = generator
-                .forward(noise(half, cfg.latent, z_seed, &device))
-                .detach();
-            let real_logits = discriminator.forward(real);
-            let fake_logits = discriminator.forward(fake);
-            let d_real = mean_probability(real_logits.clone().detach());
-            let d_fake = mean_probability(fake_logits.clone().detach());
-            let loss_d = (bce_with_logits(real_logits, cfg.real_target)
-                + bce_with_logits(fake_logits, 0.0))
-                / 2.0;
-            let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
-            let loss_d = loss_d.into_scalar::<f32>();
-            discriminator = opt_d.step(cfg.lr, discriminator, grads);
-
-            // Generator: B fresh z, target 1 through D, whose parameters do not change in
-            // this step (nor get gradients: `no_grad` on a clone that shares its weights).
-            // Loss −log D(G(z)).
-            z_seed = z_seed.wrapping_add(1);
-            let z = noise(cfg.batch_size, cfg.latent, z_seed, &device);
-            let judge = discriminator.clone().no_grad();
-            let loss_g = bce_with_logits(judge.forward(generator.forward(z)), 1.0);
-            let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
-            let loss_g = loss_g.into_scalar::<f32>();
-            generator = opt_g.step(cfg.lr, generator, grads);
-
-            if !loss_d.is_finite() || !loss_g.is_finite() {
-                bar.abandon();
-                bail!(
-                    "the losses became NaN or infinite (D {loss_d}, G {loss_g}) in epoch {epoch}, \
-                     iteration {}; training stopped. The last good generator and discriminator \
-                     (epoch {}) are in {}; try a smaller --lr",
-                    it + 1,
-                    epoch - 1,
-                    out.display()
-                );
-            }
-            sum_d += loss_d as f64;
-            sum_g += loss_g as f64;
-            sum_real += d_real as f64;
-            sum_fake += d_fake as f64;
-            bar.inc(1);
-            if (it + 1) % args.log_every.max(1) == 0 {
-                bar.suspend(|| {
-                    println!(
-                        "epoch {epoch} iteration {}/{iterations}: D loss {loss_d:.4}, G loss {loss_g:.4}, \
-                         D(x) {d_real:.3}, D(G(z)) {d_fake:.3}",
-                        it + 1
-                    )
-                });
-            }
-            if stop.load(Ordering::Relaxed) {
-                bar.abandon();
-                eprintln!(
-                    "interrupted: the generator of epoch {} is in {} (this epoch is not saved)",
-                    epoch - 1,
-                    out.display()
-                );
-                std::process::exit(130);
-            }
-        }
-        bar.finish_and_clear();
-        let secs = start.elapsed().as_secs_f64();
-        let k = iterations as f64;
-        println!(
-            "epoch {epoch}/{} - {secs:.1}s - d_loss: {:.4} - g_loss: {:.4} - D(x): {:.3} - D(G(z)): {:.3}",
-            cfg.epochs,
-            sum_d / k,
-            sum_g / k,
-            sum_real / k,
-            sum_fake / k
-        );
-        history.push_str(&format!(
-            "{epoch},{},{},{},{},{secs:.2}\n",
-            sum_d / k,
-            sum_g / k,
-            sum_real / k,
-            sum_fake / k
-        ));
-        let card = GeneratorCard {
-            latent: cfg.latent,
-            image,
-            dataset: data_set.to_string(),
-            epochs: epoch,
-            pack: cfg.pack,
-            refine: cfg.refine,
-        };
-        gan::save_pair(&out, &generator, &discriminator, &card)?;
-        write_atomic(&history_path, history.as_bytes())?;
-        let samples = out.join("samples").join(format!("epoch_{epoch:03}.png"));
-        gan::write_grid(
-            &samples,
-            generator.valid().forward(fixed_z.clone().inner()),
-            8,
-        )?;
-        write_loss_plot(&out, &history);
-    }
+    gan::train(&run, start, &device)?;
     println!(
         "saved {} (+ generator.toml, discriminator.bpk), samples/, losses.csv, loss.png",
         g_path.display()
@@ -457,6 +262,58 @@ pub fn run(args: DcganArgs) -> Result<()> {
         print_score(&source, &classifier, &args.data, 10_000, cfg.seed, &plain)?;
     }
     Ok(())
+}
+
+/// The networks and history in `out`, to continue that run; refused when the settings
+/// that shape the networks differ from the run's.
+fn resume(out: &Path, cfg: &GanConfig, image: [usize; 3], device: &Device) -> Result<Networks> {
+    let g_path = out.join("generator.bpk");
+    let (generator, card) = gan::load_generator(&g_path, device)?;
+    for (name, trained, asked, why) in [
+        (
+            "pack",
+            card.pack,
+            cfg.pack,
+            "the discriminator's input differs",
+        ),
+        (
+            "refine",
+            card.refine,
+            cfg.refine,
+            "the generator's layers differ",
+        ),
+    ] {
+        if trained != asked {
+            bail!(
+                "{}: trained with {name} = {trained}, not {asked} ({why}): \
+                 pass --{name} {trained} to continue it",
+                g_path.display()
+            );
+        }
+    }
+    if card.image != image || card.latent != cfg.latent {
+        bail!(
+            "{}: made for {:?} images from z of {}, not {:?} from {}",
+            g_path.display(),
+            card.image,
+            card.latent,
+            image,
+            cfg.latent
+        );
+    }
+    let discriminator = gan::load_discriminator(
+        &out.join("discriminator.bpk"),
+        image,
+        cfg.pack,
+        cfg.dropout,
+        device,
+    )?;
+    Ok(Networks {
+        generator,
+        discriminator,
+        history: gan::training::read_history(&out.join("losses.csv")),
+        epochs_done: card.epochs,
+    })
 }
 
 #[derive(Args)]
@@ -528,60 +385,7 @@ pub fn score_command(args: ScoreArgs) -> Result<()> {
     )
 }
 
-/// Where the scored images come from.
-enum Source {
-    /// An inference copy of a generator and its latent size.
-    Generator(Box<Generator>, usize),
-    /// Ready-made images in [-1, 1], and their shape.
-    Images(Vec<f32>, [usize; 3]),
-}
-
-impl Source {
-    fn available(&self, wanted: usize) -> usize {
-        match self {
-            Source::Generator(..) => wanted,
-            Source::Images(v, shape) => wanted.min(v.len() / shape.iter().product::<usize>()),
-        }
-    }
-
-    /// Images `start..start + n` in [-1, 1].
-    fn chunk(&self, start: usize, n: usize, seed: u64, device: &Device) -> Tensor<4> {
-        match self {
-            Source::Generator(g, latent) => g.forward(noise(
-                n,
-                *latent,
-                seed.wrapping_add(start as u64 * 7_919),
-                device,
-            )),
-            Source::Images(values, [c, h, w]) => {
-                let per = c * h * w;
-                let data = values[start * per..(start + n) * per].to_vec();
-                Tensor::from_data(TensorData::new(data, [n, *c, *h, *w]), device)
-            }
-        }
-    }
-}
-
-/// Classifier outputs and penultimate features of `images` (n, C, H, W) in [0, 1].
-fn classify(classifier: &Sequential, images: Tensor<4>) -> Result<(Vec<f32>, Array2<f32>)> {
-    let probs = classifier.forward(images.clone());
-    let features = classifier.penultimate(images);
-    let [n, d] = features.dims();
-    let features = Array2::from_shape_vec(
-        (n, d),
-        features
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-    )?;
-    let probs = probs
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok((probs, features))
-}
-
-/// Scores `count` generated images against the MNIST test images (see gan_score.rs).
+/// Scores `count` generated images against the MNIST test images (see gan/score.rs).
 fn print_score(
     source: &Source,
     classifier: &Sequential,
@@ -590,100 +394,11 @@ fn print_score(
     seed: u64,
     device: &Device,
 ) -> Result<()> {
-    const CHUNK: usize = 500;
-    let count = source.available(count);
-    if count == 0 {
-        bail!("no images to score");
-    }
-    let classes = 10;
-    let (mut counts, mut max_sum) = (vec![0usize; classes], 0.0f64);
-    let mut gen_features = Vec::new();
-    for start in (0..count).step_by(CHUNK) {
-        let n = CHUNK.min(count - start);
-        // The generator's [-1, 1] to the classifier's [0, 1].
-        let images = (source.chunk(start, n, seed, device) + 1.0) / 2.0;
-        let (probs, features) = classify(classifier, images)?;
-        let width = probs.len() / n;
-        for row in probs.chunks(width) {
-            let (best, p) = row
-                .iter()
-                .enumerate()
-                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-            counts[best.min(classes - 1)] += 1;
-            max_sum += p as f64;
-        }
-        gen_features.push(features);
-    }
     let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
     let test = dataset::mnist::load(MnistKind::Digits, &dirs)?.test;
-    let mut real_features = Vec::new();
-    for start in (0..test.len()).step_by(CHUNK) {
-        let n = CHUNK.min(test.len() - start);
-        let px: Vec<f32> = (start..start + n)
-            .flat_map(|i| test.image(i).iter().map(|&p| p as f32 / 255.0))
-            .collect();
-        let s = test.shape;
-        let images = Tensor::<4>::from_data(
-            TensorData::new(px, [n, s.channels, s.height, s.width]),
-            device,
-        );
-        real_features.push(classify(classifier, images)?.1);
-    }
-    let stack = |parts: Vec<Array2<f32>>| -> Result<Array2<f32>> {
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        Ok(ndarray::concatenate(ndarray::Axis(0), &views)?)
-    };
-    let fd = frechet_distance(
-        &mean_and_covariance(&stack(gen_features)?),
-        &mean_and_covariance(&stack(real_features)?),
-    );
-    println!("GAN score over {count} generated images (classifier's view):");
-    println!(
-        "  mean max class probability: {:.4}",
-        max_sum / count as f64
-    );
-    println!(
-        "  predicted digits: {}",
-        counts
-            .iter()
-            .enumerate()
-            .map(|(d, &c)| format!("{d}: {:.2}%", 100.0 * c as f64 / count as f64))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!(
-        "  entropy of the digit histogram: {:.3} bits (uniform: {:.3})",
-        entropy_bits(&counts),
-        (classes as f64).log2()
-    );
-    println!(
-        "  Fréchet distance to the {} MNIST test images (penultimate-layer features): {fd:.3}",
-        test.len()
-    );
+    let score = gan::score::score(source, classifier, &test, count, seed, device)?;
+    print!("{}", score.report());
     Ok(())
-}
-
-/// loss.png: D and G loss per epoch (skipped with a warning where no font exists).
-fn write_loss_plot(out: &Path, history: &str) {
-    let rows: Vec<Vec<f64>> = history
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').filter_map(|v| v.parse().ok()).collect())
-        .filter(|r: &Vec<f64>| r.len() >= 3)
-        .collect();
-    let curve = |label: &str, col: usize| Curve {
-        label: label.into(),
-        points: rows.iter().map(|r| (r[0], r[col])).collect(),
-    };
-    let chart = LineChart {
-        title: "DCGAN losses".into(),
-        x_label: "epoch".into(),
-        y_label: "binary cross-entropy".into(),
-        curves: vec![curve("discriminator", 1), curve("generator", 2)],
-    };
-    if let Err(e) = write_line_chart(&out.join("loss.png"), &chart) {
-        eprintln!("warning: {e}");
-    }
 }
 
 #[derive(Args)]

@@ -165,8 +165,10 @@ pub fn run(args: MnistArgs) -> Result<()> {
         out.display()
     );
     if fitted.interrupted {
-        eprintln!("interrupted: the model and history so far were saved; --resume continues");
-        std::process::exit(130);
+        return Err(keraslike::interrupt::Interrupted(
+            "the model and history so far were saved; --resume continues".into(),
+        )
+        .into());
     }
     Ok(())
 }
