@@ -32,6 +32,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(io)?;
     }
+    // On disk before it replaces the old file, so a crash leaves one or the other.
+    tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }

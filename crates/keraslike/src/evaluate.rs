@@ -69,6 +69,29 @@ impl Evaluation {
     }
 
     /// `confusion.csv`: a header of predicted classes, one row per true class.
+    /// Test loss and accuracy, the confusion matrix, and precision and recall of the
+    /// positive class (`smile` when there is one) for two classes.
+    pub fn report(&self, classes: &[String]) -> String {
+        let mut text = format!("{} test images\n", self.count());
+        text += &format!("Test loss: {:.4}\n", self.loss);
+        text += &format!("Test accuracy: {:.4}\n", self.accuracy());
+        text += "Confusion matrix (rows: true class, columns: predicted):\n";
+        text += &self.confusion_table(classes);
+        let positive = classes
+            .iter()
+            .position(|c| c == "smile")
+            .unwrap_or(classes.len().saturating_sub(1));
+        if classes.len() == 2 {
+            text += &format!(
+                "{}: precision {:.4}, recall {:.4}\n",
+                classes[positive],
+                self.precision(positive),
+                self.recall(positive)
+            );
+        }
+        text
+    }
+
     pub fn write_confusion_csv(&self, path: &Path, classes: &[String]) -> Result<()> {
         let mut csv = format!("true\\predicted,{}\n", classes.join(","));
         for (c, row) in classes.iter().zip(&self.confusion) {

@@ -61,28 +61,7 @@ pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
         metadata.insert("dataset".to_string(), d.clone());
     }
     let serialized = safetensors::serialize(views, Some(metadata))?;
-
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot write", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, &serialized)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    // The temporary file is private (0600); the weights are an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .ok();
-    }
-    tmp.as_file().sync_all().ok();
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot replace", path.display()))?;
+    dataset::output::write_atomic(path, &serialized)?;
     Ok(())
 }
 

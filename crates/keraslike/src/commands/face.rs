@@ -1,19 +1,19 @@
 //! Exercise B2: the smile / non-smile classifier, read from image folders as Keras's
 //! `flow_from_directory` reads them, and trained with `fit_generator` semantics.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
-use dataset::{ColorMode, FolderOptions, ImageFolder, ImageShape};
+use dataset::{ColorMode, FolderOptions, ImageShape};
 
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher, ImageItem};
-use keraslike::evaluate::{Evaluation, evaluate};
+use keraslike::evaluate::evaluate;
 use keraslike::fit::fit;
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
@@ -78,19 +78,6 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 const COURSE_FACE: &str = include_str!("../../../../configs/face.toml");
 
 /// Opens `root/<split>` as Keras would and prints what Keras prints.
-fn open_split(root: &Path, split: &str, options: &FolderOptions) -> Result<ImageFolder> {
-    let dir = root.join(split);
-    if !dir.is_dir() {
-        bail!(
-            "{}: missing; --data must hold train/ and test/, each with one folder per class",
-            dir.display()
-        );
-    }
-    let folder = ImageFolder::open(&dir, options.clone())?.check_headers()?;
-    println!("{}", folder.found_message());
-    Ok(folder)
-}
-
 /// Keras's `class_indices`: `{'nonsmile': 0, 'smile': 1}`.
 fn class_indices(classes: &[String]) -> String {
     let pairs: Vec<String> = classes
@@ -160,8 +147,8 @@ pub fn run(args: FaceArgs) -> Result<()> {
         skip_invalid: args.skip_invalid,
         prefetch: 4,
     };
-    let train = open_split(&args.data, "train", &folder_options)?;
-    let test = open_split(&args.data, "test", &folder_options)?;
+    let train = super::open_split(&args.data, "train", &folder_options)?;
+    let test = super::open_split(&args.data, "test", &folder_options)?;
     if train.classes() != test.classes() {
         bail!(
             "{}: train/ has classes {:?} but test/ has {:?}; both need the same class folders",
@@ -238,7 +225,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         64,
         &device,
     )?;
-    report(&result, &classes);
+    print!("{}", result.report(&classes));
     result.write_confusion_csv(&out.join("confusion.csv"), &classes)?;
     println!(
         "Wrote {} (+ model.toml), history.csv, loss.png, acc.png, confusion.csv in {}",
@@ -252,43 +239,6 @@ pub fn run(args: FaceArgs) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// Test loss and accuracy, the confusion matrix, and precision and recall of the
-/// positive class (`smile` when there is one).
-pub fn report(result: &Evaluation, classes: &[String]) {
-    println!("{} test images", result.count());
-    println!("Test loss: {:.4}", result.loss);
-    println!("Test accuracy: {:.4}", result.accuracy());
-    println!("Confusion matrix (rows: true class, columns: predicted):");
-    print!("{}", result.confusion_table(classes));
-    let positive = classes
-        .iter()
-        .position(|c| c == "smile")
-        .unwrap_or(classes.len().saturating_sub(1));
-    if classes.len() == 2 {
-        println!(
-            "{}: precision {:.4}, recall {:.4}",
-            classes[positive],
-            result.precision(positive),
-            result.recall(positive)
-        );
-    }
-}
-
-/// The folder's test split, for `evaluate`.
-pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
-    let folder = open_split(root, "test", &card.folder_options())
-        .with_context(|| format!("evaluating on {}", root.display()))?;
-    if folder.classes() != card.classes {
-        bail!(
-            "{}: test/ has classes {:?}, the model {:?}",
-            root.display(),
-            folder.classes(),
-            card.classes
-        );
-    }
-    Ok(FolderImages::new(folder))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use burn::module::Module;
 use clap::{Args, ValueEnum};
-use dataset::{DataDir, LabelledImages, MnistKind};
+use dataset::MnistKind;
 
 use dataset::augment::Augmentation;
 use keraslike::backend;
@@ -45,21 +45,6 @@ pub struct MnistArgs {
 
 const COURSE_CNN: &str = include_str!("../../../../configs/mnist-cnn.toml");
 
-pub fn load_mnist(
-    kind: MnistKind,
-    data: &DataArgs,
-    train_limit: Option<usize>,
-    test_limit: Option<usize>,
-) -> Result<(LabelledImages, LabelledImages)> {
-    let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
-    let split = dataset::mnist::load(kind, &dirs)?;
-    let keep = |images: LabelledImages, limit: Option<usize>| match limit {
-        Some(n) => images.truncate(n),
-        None => images,
-    };
-    Ok((keep(split.train, train_limit), keep(split.test, test_limit)))
-}
-
 pub fn run(args: MnistArgs) -> Result<()> {
     let (config, name) = args.train.load_config(COURSE_CNN, "mnist-cnn")?;
     let infos = config.infer()?;
@@ -71,7 +56,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         MnistName::Fashion => (MnistKind::Fashion, DataSource::Fashion),
     };
     let train_limit = args.train_limit.or(config.fit.train_limit);
-    let (train, test) = load_mnist(kind, &args.data, train_limit, args.test_limit)?;
+    let (train, test) = super::load_mnist(kind, &args.data, train_limit, args.test_limit)?;
     let classes = train.classes.clone();
     let shape = train.shape;
     let [c, h, w] = config.input;

@@ -7,13 +7,63 @@ pub mod saved;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use dataset::{DataDir, FolderOptions, ImageFolder, LabelledImages, MnistKind};
 
 use keraslike::backend::Backend;
+use keraslike::data::FolderImages;
 use keraslike::fit::FitOptions;
 use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
+use keraslike::saved_model::ModelCard;
+
+/// MNIST or Fashion-MNIST from `data`'s folder (or downloaded), each split cut to its
+/// limit.
+pub fn load_mnist(
+    kind: MnistKind,
+    data: &DataArgs,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
+) -> Result<(LabelledImages, LabelledImages)> {
+    let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
+    let split = dataset::mnist::load(kind, &dirs)?;
+    let keep = |images: LabelledImages, limit: Option<usize>| match limit {
+        Some(n) => images.truncate(n),
+        None => images,
+    };
+    Ok((keep(split.train, train_limit), keep(split.test, test_limit)))
+}
+
+/// `root/split` as an image folder, every file checked before any work ("Found N images
+/// belonging to K classes.", as Keras prints).
+pub fn open_split(root: &Path, split: &str, options: &FolderOptions) -> Result<ImageFolder> {
+    let dir = root.join(split);
+    if !dir.is_dir() {
+        bail!(
+            "{}: missing; --data must hold train/ and test/, each with one folder per class",
+            dir.display()
+        );
+    }
+    let folder = ImageFolder::open(&dir, options.clone())?.check_headers()?;
+    println!("{}", folder.found_message());
+    Ok(folder)
+}
+
+/// The folder's test split, for `evaluate`.
+pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
+    let folder = open_split(root, "test", &card.folder_options())
+        .with_context(|| format!("evaluating on {}", root.display()))?;
+    if folder.classes() != card.classes {
+        bail!(
+            "{}: test/ has classes {:?}, the model {:?}",
+            root.display(),
+            folder.classes(),
+            card.classes
+        );
+    }
+    Ok(FolderImages::new(folder))
+}
 
 #[derive(Args, Clone)]
 pub struct DataArgs {

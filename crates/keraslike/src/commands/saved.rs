@@ -12,8 +12,7 @@ use keraslike::evaluate::evaluate;
 use keraslike::saved_model::{self, DataSource};
 
 use super::DataArgs;
-use super::face;
-use super::mnist::load_mnist;
+use super::{load_mnist, test_folder};
 
 pub fn evaluate_command(
     model: &Path,
@@ -70,11 +69,11 @@ pub fn evaluate_command(
         }
         DataSource::Folder { path } => {
             let root = folder.unwrap_or(path);
-            let test = face::test_folder(root, &card)?;
+            let test = test_folder(root, &card)?;
             evaluate(&model, test, batcher, classes, batch, &device)?
         }
     };
-    face::report(&result, &card.classes);
+    print!("{}", result.report(&card.classes));
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 //! whose parameters do not change in that step (only the generator's gradients are
 //! applied). The generator minimises −log D(G(z)) (the non-saturating loss).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
@@ -27,7 +27,7 @@ use dataset::output::{write_atomic, write_png};
 
 use crate::conv::conv2d;
 use crate::kernels::flex as flex_ops;
-use crate::saved_model::{load_weights, save_weights};
+use crate::saved_model::{card_path, load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
 /// Training settings, `configs/dcgan.toml`.
@@ -335,11 +335,6 @@ pub fn write_grid(path: &Path, images: Tensor<4>, cols: usize) -> Result<()> {
         .ok_or_else(|| anyhow!("grid buffer size"))?;
     write_png(path, &image)?;
     Ok(())
-}
-
-/// The card beside a generator file: `generator.bpk` → `generator.toml`.
-pub fn card_path(model: &Path) -> PathBuf {
-    model.with_extension("toml")
 }
 
 /// Writes `generator.bpk` + `generator.toml` and `discriminator.bpk` into `dir`, each
