@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod data;
+pub mod experiment;
 pub mod gates;
 pub mod init;
 pub mod kernels;

@@ -17,10 +17,13 @@ use dataset::DatasetChoice;
 use dataset::digit_image;
 use dataset::output::{Curve, LineChart};
 use scratch::data::{Samples, load_split};
+use scratch::experiment::{
+    Experiment, Overrides, check_data, check_fits, check_out, dataset_choice,
+};
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::{Kernels, Network, argmax};
-use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec, OptimizerSpec};
-use scratch::train::{EpochStats, TrainOptions, accuracy, confusion_matrix, train};
+use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec};
+use scratch::train::{EpochStats, accuracy, confusion_matrix, train};
 use scratch::weights_file::{self, Provenance};
 use scratch::{gates, optimizer};
 
@@ -81,11 +84,7 @@ struct DataArgs {
 impl DataArgs {
     /// `--dataset`, else `fallback` (a config's or weights file's), else MNIST.
     fn choice(&self, fallback: Option<&str>) -> Result<DatasetChoice> {
-        match (&self.dataset, fallback) {
-            (Some(d), _) => Ok(d.clone()),
-            (None, Some(name)) => name.parse().map_err(anyhow::Error::msg),
-            (None, None) => Ok(DatasetChoice::Mnist),
-        }
+        dataset_choice(self.dataset.as_ref(), fallback)
     }
 
     fn load(&self, choice: &DatasetChoice) -> Result<(Samples, Samples)> {
@@ -196,6 +195,18 @@ struct RunArgs {
     /// The same seed trains the same network either way, up to rounding.
     #[arg(long, value_enum, default_value_t = KernelChoice::Fast)]
     kernels: KernelChoice,
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            dataset: self.data.dataset.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -358,21 +369,6 @@ fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
     Ok(bytes.into_iter().map(|b| b as f32 / 255.0).collect())
 }
 
-/// The network's input and classes must match the data's.
-fn check_fits(net: &Network, data: &Samples, weights: Option<&Path>) -> Result<()> {
-    let shape = data.input_shape();
-    if net.arch.input != shape || net.arch.classes < data.classes.len() {
-        bail!(
-            "{}: the network takes {} inputs with {} classes; the data has {shape} images with {} classes",
-            weights.map_or("the network".into(), |p| p.display().to_string()),
-            net.arch.input,
-            net.arch.classes,
-            data.classes.len()
-        );
-    }
-    Ok(())
-}
-
 /// One line of standard input (at most 1 KiB of it), prompting on a terminal.
 fn read_index_from_stdin(last: usize) -> Result<String> {
     let stdin = std::io::stdin();
@@ -420,97 +416,6 @@ fn loss(args: LossArgs) -> Result<()> {
     Ok(())
 }
 
-/// A config with the command line's overrides applied.
-struct Experiment {
-    name: String,
-    cfg: ExperimentConfig,
-    dataset: DatasetChoice,
-    epochs: usize,
-    batch_size: usize,
-    seed: u64,
-    optimizer: OptimizerSpec,
-}
-
-impl Experiment {
-    fn new(path: Option<&Path>, run: &RunArgs) -> Result<Self> {
-        let (cfg, name) = match path {
-            Some(p) => (
-                ExperimentConfig::load(p)?,
-                p.file_stem()
-                    .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
-            ),
-            None => (
-                ExperimentConfig::default_config(),
-                "mlp-sigmoid".to_string(),
-            ),
-        };
-        let origin = path.map_or("configs/mlp-sigmoid.toml".into(), |p| {
-            p.display().to_string()
-        });
-        let optimizer = match run.lr {
-            Some(lr) => cfg.optimizer.with_lr(lr)?,
-            None => cfg.optimizer.clone(),
-        };
-        optimizer
-            .validate()
-            .with_context(|| format!("{origin} (or --lr)"))?;
-        let batch_size = run.batch_size.unwrap_or(cfg.train.batch_size);
-        if batch_size == 0 {
-            bail!("--batch-size must be at least 1");
-        }
-        let epochs = run.epochs.unwrap_or(cfg.train.epochs);
-        if epochs == 0 {
-            bail!("--epochs must be at least 1 (there is nothing to train or save otherwise)");
-        }
-        let decay = cfg.train.lr_decay;
-        if !(decay.is_finite() && decay > 0.0 && decay <= 1.0) {
-            bail!("{origin}: [train] lr_decay = {decay} must be in (0, 1]");
-        }
-        Ok(Self {
-            dataset: run
-                .data
-                .choice(cfg.train.dataset.as_deref())
-                .with_context(|| format!("{origin}: [train] dataset"))?,
-            epochs,
-            seed: run.seed.unwrap_or(cfg.train.seed),
-            batch_size,
-            optimizer,
-            name,
-            cfg,
-        })
-    }
-
-    /// The network for `data`, checked before any training starts.
-    fn architecture(&self, data: &Samples) -> Result<Architecture> {
-        let arch = Architecture {
-            input: data.input_shape(),
-            classes: data.classes.len(),
-            layers: self.cfg.layers.clone(),
-        };
-        arch.validate().with_context(|| {
-            format!(
-                "config {}: the layers do not fit {}",
-                self.name, self.dataset
-            )
-        })?;
-        Ok(arch)
-    }
-
-    fn options(&self, first_epoch: usize, progress: bool) -> TrainOptions {
-        TrainOptions {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            seed: self.seed,
-            first_epoch,
-            progress,
-            regularization: self.cfg.regularization,
-            lr_decay: self.cfg.train.lr_decay,
-            shift: self.cfg.train.shift,
-            train_eval_limit: self.cfg.train.train_eval_limit,
-        }
-    }
-}
-
 fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -533,7 +438,7 @@ fn print_epoch(name: Option<&str>, e: &EpochStats, of: usize) {
 }
 
 fn train_command(args: TrainArgs) -> Result<()> {
-    let exp = Experiment::new(args.config.as_deref(), &args.run)?;
+    let exp = Experiment::new(args.config.as_deref(), &args.run.overrides())?;
     if args.resume.is_some() && (args.hidden.is_some() || args.config.is_some()) {
         eprintln!(
             "warning: --resume takes the network from the weights file; the layers of --config and --hidden are not used"
@@ -637,56 +542,6 @@ fn train_command(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Training and test sets must be usable together, before any work: not empty, samples
-/// of one shape, and augmentation shifts smaller than the images.
-fn check_data(train: &Samples, test: &Samples, shift: usize) -> Result<()> {
-    if train.is_empty() {
-        bail!("no training images (is --train-limit 0, or the file empty?)");
-    }
-    if test.is_empty() {
-        bail!("no test images (is --test-limit 0, or the file empty?)");
-    }
-    let (a, b) = (train.input_shape(), test.input_shape());
-    if a != b {
-        bail!("the training images are {a} but the test images {b}: they must have one shape");
-    }
-    if shift > 0 && (shift >= a.height || shift >= a.width) {
-        bail!(
-            "[train] shift = {shift} pixels is not smaller than the {}x{} images",
-            a.height,
-            a.width
-        );
-    }
-    Ok(())
-}
-
-/// `--out` may replace only a weights file `scratch` wrote, and its folder must take a new
-/// file: both checked before training, so that nothing is lost and no run's work is.
-fn check_out(out: &Path) -> Result<()> {
-    if out.is_dir() {
-        bail!(
-            "{}: is a folder; --out names the weights file to write",
-            out.display()
-        );
-    }
-    if out.exists() && weights_file::load(out).is_err() {
-        bail!(
-            "{}: exists and is not a scratch weights file; it is not replaced (choose another --out)",
-            out.display()
-        );
-    }
-    let folder = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&folder)
-        .with_context(|| format!("{}: cannot create the folder for --out", folder.display()))?;
-    let probe = tempfile::NamedTempFile::new_in(&folder)
-        .with_context(|| format!("{}: cannot write the weights file there", folder.display()))?;
-    drop(probe);
-    Ok(())
-}
-
 fn eval(args: EvalArgs) -> Result<()> {
     let (mut net, prov) = weights_file::load(&args.weights)?;
     let choice = args.data.choice(prov.dataset.as_deref())?;
@@ -727,7 +582,7 @@ fn compare(args: CompareArgs) -> Result<()> {
     let experiments = args
         .configs
         .iter()
-        .map(|p| Experiment::new(Some(p), &args.run))
+        .map(|p| Experiment::new(Some(p), &args.run.overrides()))
         .collect::<Result<Vec<_>>>()?;
     let mut data: Vec<(DatasetChoice, (Samples, Samples))> = Vec::new();
     for exp in &experiments {
