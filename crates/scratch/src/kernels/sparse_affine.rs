@@ -1,24 +1,19 @@
-//! The first affine layer on raw pixels: y = x·W + b exactly as [`Affine`], computed on
+//! The first affine layer on raw pixels: y = x·W + b exactly as [`Affine`] (which it
+//! wraps, for its parameters and its GEMM path on dense batches), computed on
 //! the batch's non-zero inputs only ([`super::sparse_input`]), and able to read a batch
 //! given as the training set's rows of bytes (no float copy of it). The network chooses
 //! it for a first affine layer where the AVX-512 kernels run; [`Affine`] is its
 //! reference in the tests below.
-//!
-//! [`Affine`]: crate::layers::Affine
 
 use ndarray::{Array2, Axis};
 
 use super::gemm::gemm;
 use super::sparse_input::{self, Kernel, NonZeros};
-use crate::layers::{Layer, Mode, ParamGrad, column_sums};
+use crate::layers::{Affine, Layer, Mode, ParamGrad, column_sums};
 
 pub struct SparseAffine {
-    /// (in, out)
-    pub w: Array2<f32>,
-    /// (1, out)
-    pub b: Array2<f32>,
-    pub dw: Array2<f32>,
-    pub db: Array2<f32>,
+    /// The layer's W, b and their gradients, and its GEMM path for dense batches.
+    pub dense: Affine,
     /// The last forward pass's input, listed (when it was sparse enough).
     nonzeros: NonZeros,
     /// The last forward pass took the sparse kernels, so backward does too.
@@ -40,12 +35,8 @@ impl SparseAffine {
     }
 
     fn with_nonzeros(w: Array2<f32>, b: Array2<f32>, nonzeros: NonZeros) -> Self {
-        assert_eq!(b.dim(), (1, w.ncols()), "bias must be (1, out)");
         Self {
-            dw: Array2::zeros(w.raw_dim()),
-            db: Array2::zeros(b.raw_dim()),
-            w,
-            b,
+            dense: Affine::new(w, b),
             nonzeros,
             took_sparse: false,
             dense_bytes_seen: false,
@@ -63,12 +54,13 @@ impl SparseAffine {
     /// `backward` does not read its `x`.
     pub fn forward_bytes(&mut self, rows: &[&[u8]], _mode: Mode) -> Option<Array2<f32>> {
         self.took_sparse = false;
-        let (w, b) = (self.w.as_slice()?, self.b.as_slice()?);
-        if self.nonzeros.list_bytes(rows, self.w.nrows()) > sparse_input::MAX_DENSITY {
+        let Affine { w, b, .. } = &self.dense;
+        let (w, b) = (w.as_slice()?, b.as_slice()?);
+        if self.nonzeros.list_bytes(rows, w.len() / b.len()) > sparse_input::MAX_DENSITY {
             self.dense_bytes_seen = true;
             return None;
         }
-        let mut out = Array2::zeros((rows.len(), self.w.ncols()));
+        let mut out = Array2::zeros((rows.len(), b.len()));
         let dst = out.as_slice_mut().expect("fresh array is contiguous");
         self.nonzeros.forward(w, b, dst);
         self.took_sparse = true;
@@ -77,25 +69,20 @@ impl SparseAffine {
 }
 
 impl Layer for SparseAffine {
-    fn forward(&mut self, x: &Array2<f32>, _mode: Mode) -> Array2<f32> {
+    fn forward(&mut self, x: &Array2<f32>, mode: Mode) -> Array2<f32> {
         self.took_sparse = false;
-        if let (Some(xs), Some(w), Some(b)) = (x.as_slice(), self.w.as_slice(), self.b.as_slice())
-            && self.nonzeros.list(xs, self.w.nrows()) <= sparse_input::MAX_DENSITY
+        let Affine { w, b, .. } = &self.dense;
+        if let (Some(xs), Some(ws), Some(bs)) = (x.as_slice(), w.as_slice(), b.as_slice())
+            && self.nonzeros.list(xs, w.nrows()) <= sparse_input::MAX_DENSITY
         {
-            let mut out = Array2::zeros((x.nrows(), self.w.ncols()));
+            let mut out = Array2::zeros((x.nrows(), w.ncols()));
             let dst = out.as_slice_mut().expect("fresh array is contiguous");
-            self.nonzeros.forward(w, b, dst);
+            self.nonzeros.forward(ws, bs, dst);
             self.took_sparse = true;
             return out;
         }
-        // Too dense: the GEMM, as Affine.
-        let mut out = self
-            .b
-            .broadcast((x.nrows(), self.w.ncols()))
-            .expect("bias is (1, out)")
-            .to_owned();
-        gemm(1.0, x, &self.w, 1.0, &mut out);
-        out
+        // Too dense: Affine's GEMM.
+        self.dense.forward(x, mode)
     }
 
     fn backward(
@@ -104,45 +91,32 @@ impl Layer for SparseAffine {
         dout: &Array2<f32>,
         need_dx: bool,
     ) -> Option<Array2<f32>> {
+        let (true, Some(ds)) = (self.took_sparse, dout.as_slice()) else {
+            return self.dense.backward(x, dout, need_dx);
+        };
         // dW = xᵀ·dout over the listed non-zeros; db = Σ_batch dout; dx = dout·Wᵀ.
-        match (self.took_sparse, dout.as_slice()) {
-            (true, Some(ds)) => {
-                let n = self.dw.ncols();
-                let dw = self.dw.as_slice_mut().expect("own array is contiguous");
-                self.nonzeros.weight_grad(ds, n, dw);
-            }
-            _ => gemm(1.0, &x.t(), dout, 0.0, &mut self.dw),
-        }
-        self.db
-            .assign(&column_sums(dout.view()).insert_axis(Axis(0)));
+        let Affine { w, dw, db, .. } = &mut self.dense;
+        let n = dw.ncols();
+        self.nonzeros
+            .weight_grad(ds, n, dw.as_slice_mut().expect("own array is contiguous"));
+        db.assign(&column_sums(dout.view()).insert_axis(Axis(0)));
         need_dx.then(|| {
             let mut dx = Array2::zeros(x.raw_dim());
-            gemm(1.0, dout, &self.w.t(), 0.0, &mut dx);
+            gemm(1.0, dout, &w.t(), 0.0, &mut dx);
             dx
         })
     }
 
     fn params(&mut self) -> Vec<ParamGrad<'_>> {
-        vec![
-            ParamGrad {
-                param: &mut self.w,
-                grad: &mut self.dw,
-                is_weight: true,
-            },
-            ParamGrad {
-                param: &mut self.b,
-                grad: &mut self.db,
-                is_weight: false,
-            },
-        ]
+        self.dense.params()
     }
 
     fn tensors(&self) -> Vec<(&'static str, &Array2<f32>)> {
-        vec![("W", &self.w), ("b", &self.b)]
+        self.dense.tensors()
     }
 
     fn tensors_mut(&mut self) -> Vec<(&'static str, &mut Array2<f32>)> {
-        vec![("W", &mut self.w), ("b", &mut self.b)]
+        self.dense.tensors_mut()
     }
 }
 
@@ -193,8 +167,8 @@ mod tests {
             assert!(sparse.took_sparse);
             let dx1 = reference.backward(&x, &dout, true).unwrap();
             let dx2 = sparse.backward(&x, &dout, true).unwrap();
-            assert!(close(&reference.dw, &sparse.dw), "{kernel:?}");
-            assert_eq!(reference.db, sparse.db);
+            assert!(close(&reference.dw, &sparse.dense.dw), "{kernel:?}");
+            assert_eq!(reference.db, sparse.dense.db);
             assert!(close(&dx1, &dx2));
             // Dense input takes the GEMM, as Affine.
             let dense = random_matrix((6, 40), &mut rng);
