@@ -29,7 +29,12 @@ fn main() -> anyhow::Result<()> {
     let mut out = Array2::<f32>::zeros((batch, n));
     let mut dw = Array2::<f32>::zeros((k, n));
     let batches: Vec<Array2<f32>> = (0..steps)
-        .map(|i| train.x.slice(s![i * batch..(i + 1) * batch, ..]).to_owned())
+        .map(|i| {
+            train
+                .x()
+                .slice(s![i * batch..(i + 1) * batch, ..])
+                .to_owned()
+        })
         .collect();
     let slice = |a: &Array2<f32>| a.as_slice().context("contiguous").map(<[f32]>::to_vec);
     let (w_s, b_s, dout_s) = (slice(&w)?, slice(&b)?, slice(&dout)?);

@@ -42,11 +42,12 @@ fn main() -> anyhow::Result<()> {
     };
     let mut net = Network::new(&arch, 1)?;
     // Train-only timing: accuracy passes are measured separately, as in the NumPy script.
-    let empty = Samples {
-        x: ndarray::Array2::zeros((0, 784)),
-        labels: vec![],
-        ..Samples::from_images(&split.test)
-    };
+    let empty = Samples::from_floats(
+        ndarray::Array2::zeros((0, 784)),
+        vec![],
+        split.test.shape,
+        split.test.classes.clone(),
+    );
     let stop = AtomicBool::new(false);
     for e in 0..epochs {
         let options = TrainOptions {

@@ -12,12 +12,12 @@ use ndarray::{Array2, ArrayViewMut2, Axis};
 
 pub struct Samples {
     /// (n, H·W·C), pixels / 255, channels-last.
-    pub x: Array2<f32>,
+    x: Array2<f32>,
     /// The same pixels as bytes (x = bytes / 255), when they came from 8-bit images.
     /// Minibatch copies read these: a quarter of the memory of `x`, and copying random
     /// rows is bound by memory latency (PyTorch's MNIST keeps uint8 for the same reason).
-    /// Code that changes `x` must set this to `None`.
-    pub bytes: Option<Array2<u8>>,
+    /// Private with `x`, so the two cannot disagree: only the constructors set them.
+    bytes: Option<Array2<u8>>,
     pub labels: Vec<u8>,
     pub shape: ImageShape,
     pub classes: Vec<String>,
@@ -39,13 +39,56 @@ impl Samples {
                 }
             }
         }
+        Self::from_bytes(
+            bytes,
+            images.labels.clone(),
+            images.shape,
+            images.classes.clone(),
+        )
+    }
+
+    /// Samples from 8-bit pixels, (n, H·W·C) channels-last; x = bytes / 255.
+    pub fn from_bytes(
+        bytes: Array2<u8>,
+        labels: Vec<u8>,
+        shape: ImageShape,
+        classes: Vec<String>,
+    ) -> Self {
+        assert_eq!(bytes.nrows(), labels.len(), "one label per sample");
         Self {
             x: bytes.mapv(to_unit),
             bytes: Some(bytes),
-            labels: images.labels.clone(),
-            shape: images.shape,
-            classes: images.classes.clone(),
+            labels,
+            shape,
+            classes,
         }
+    }
+
+    /// Samples from floats, (n, H·W·C) channels-last, with no byte copy.
+    pub fn from_floats(
+        x: Array2<f32>,
+        labels: Vec<u8>,
+        shape: ImageShape,
+        classes: Vec<String>,
+    ) -> Self {
+        assert_eq!(x.nrows(), labels.len(), "one label per sample");
+        Self {
+            x,
+            bytes: None,
+            labels,
+            shape,
+            classes,
+        }
+    }
+
+    /// (n, H·W·C), pixels / 255, channels-last.
+    pub fn x(&self) -> &Array2<f32> {
+        &self.x
+    }
+
+    /// The same pixels as bytes, when they came from 8-bit images.
+    pub fn bytes(&self) -> Option<&Array2<u8>> {
+        self.bytes.as_ref()
     }
 
     /// The shape of one sample, as network descriptions state it.

@@ -345,7 +345,7 @@ fn predict(args: PredictArgs) -> Result<()> {
                 shown(text.trim())
             )
         })?;
-    let x = test.x.row(index).to_owned().insert_axis(ndarray::Axis(0));
+    let x = test.x().row(index).to_owned().insert_axis(ndarray::Axis(0));
     let logits = net.predict(&x, Mode::Eval);
     let class = argmax(logits.as_slice().expect("row-major"));
     println!("{}", names[class]);

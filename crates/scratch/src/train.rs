@@ -213,7 +213,7 @@ fn progress_bar(enabled: bool, len: u64, epoch: usize, of: usize) -> ProgressBar
 
 /// Fraction of `samples` classified correctly.
 pub fn accuracy(net: &mut Network, samples: &Samples) -> f32 {
-    let predicted = net.classify(&samples.x);
+    let predicted = net.classify(samples.x());
     let correct = predicted
         .iter()
         .zip(&samples.labels)
@@ -225,7 +225,7 @@ pub fn accuracy(net: &mut Network, samples: &Samples) -> f32 {
 /// Fraction of the first `n` samples classified correctly.
 pub fn accuracy_of_first(net: &mut Network, samples: &Samples, n: usize) -> f32 {
     let n = n.min(samples.len());
-    let predicted = net.classify(&samples.x.slice(ndarray::s![..n, ..]).to_owned());
+    let predicted = net.classify(&samples.x().slice(ndarray::s![..n, ..]).to_owned());
     let correct = predicted
         .iter()
         .zip(&samples.labels[..n])
@@ -238,7 +238,7 @@ pub fn accuracy_of_first(net: &mut Network, samples: &Samples, n: usize) -> f32 
 pub fn confusion_matrix(net: &mut Network, samples: &Samples) -> Vec<Vec<usize>> {
     let k = net.arch.classes;
     let mut m = vec![vec![0; k]; k];
-    for (&p, &t) in net.classify(&samples.x).iter().zip(&samples.labels) {
+    for (&p, &t) in net.classify(samples.x()).iter().zip(&samples.labels) {
         m[t as usize][p as usize] += 1;
     }
     m

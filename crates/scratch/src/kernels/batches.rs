@@ -43,8 +43,8 @@ pub fn for_each_batch<'a, B>(
         iterations * batch <= order.len(),
         "not enough samples for the batches"
     );
-    let bytes = samples.bytes.as_ref().filter(|_| as_bytes);
-    let features = samples.x.ncols();
+    let bytes = samples.bytes().filter(|_| as_bytes);
+    let features = samples.x().ncols();
     let mut x = match bytes {
         Some(_) => Array2::zeros((0, 0)),
         None => Array2::zeros((batch, features)),
@@ -90,17 +90,16 @@ mod tests {
 
     #[test]
     fn batches_arrive_in_order_and_stop_early() {
-        let samples = Samples {
-            x: Array2::from_shape_fn((10, 3), |(i, j)| (i * 3 + j) as f32),
-            bytes: None,
-            labels: (0..10).collect(),
-            shape: dataset::ImageShape {
+        let samples = Samples::from_floats(
+            Array2::from_shape_fn((10, 3), |(i, j)| (i * 3 + j) as f32),
+            (0..10).collect(),
+            dataset::ImageShape {
                 height: 1,
                 width: 3,
                 channels: 1,
             },
-            classes: (0..10).map(|c| c.to_string()).collect(),
-        };
+            (0..10).map(|c| c.to_string()).collect(),
+        );
         let order = [9, 1, 8, 2, 7, 3, 6, 4, 5, 0];
         let mut seen = Vec::new();
         let flow = for_each_batch(&samples, &order, 3, 3, true, |i, batch, labels| {
@@ -135,17 +134,16 @@ mod tests {
     #[test]
     fn byte_batches_are_the_rows_the_float_batches_copy() {
         let bytes = Array2::from_shape_fn((6, 4), |(i, j)| (i * 40 + j * 7) as u8);
-        let samples = Samples {
-            x: bytes.mapv(crate::data::to_unit),
-            bytes: Some(bytes.clone()),
-            labels: (0..6).collect(),
-            shape: dataset::ImageShape {
+        let samples = Samples::from_bytes(
+            bytes.clone(),
+            (0..6).collect(),
+            dataset::ImageShape {
                 height: 2,
                 width: 2,
                 channels: 1,
             },
-            classes: (0..6).map(|c| c.to_string()).collect(),
-        };
+            (0..6).map(|c| c.to_string()).collect(),
+        );
         let order = [4, 0, 5, 1, 3, 2];
         let (mut floats, mut byte_rows) = (Vec::new(), Vec::new());
         let _: ControlFlow<()> = for_each_batch(&samples, &order, 2, 3, false, |_, batch, _| {
