@@ -2,7 +2,7 @@
 //! allocates for a size its input does not hold. A test binary installs the counting
 //! allocator and wraps the call:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOC: dataset::peak_memory::Counting = dataset::peak_memory::Counting;
 //! let (result, peak_bytes) = dataset::peak_memory::peak_during(|| parse(&bytes));
