@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::lr_scheduler::exponential::ExponentialLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
@@ -23,6 +23,7 @@ use burn::train::{
 use crate::data::{ImageBatch, ImageBatcher, ImageItem};
 use crate::guard::TrainingGuard;
 use crate::history::History;
+use crate::loader::OrderedLoader;
 use crate::model::Sequential;
 use crate::optimizer::Optimizer;
 use crate::renderer::EpochRenderer;
@@ -216,15 +217,21 @@ where
         .init()
         .map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))?
     };
-    let train_loader = DataLoaderBuilder::new(batcher)
-        .batch_size(options.batch_size)
-        .shuffle(options.seed)
-        .num_workers(options.workers)
-        .build(train);
-    let valid_loader = DataLoaderBuilder::new(batcher)
-        .batch_size(options.batch_size)
-        .num_workers(options.workers)
-        .build(valid);
+    // Batches in one order whatever the number of workers: a seeded fit repeats exactly.
+    let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(OrderedLoader::new(
+        train,
+        batcher,
+        options.batch_size,
+        options.workers,
+        Some(options.seed),
+    ));
+    let valid_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(OrderedLoader::new(
+        valid,
+        batcher,
+        options.batch_size,
+        options.workers,
+        None,
+    ));
 
     let interrupter = Interrupter::new();
     {

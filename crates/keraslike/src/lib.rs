@@ -13,6 +13,7 @@ pub mod history;
 pub mod initializers;
 pub mod interrupt;
 pub mod kernels;
+pub mod loader;
 pub mod model;
 pub mod model_config;
 pub mod optimizer;

@@ -113,8 +113,8 @@ pub struct TrainArgs {
     /// Where the model runs: flex (fastest on CPU), ndarray, or wgpu (GPU).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
-    /// Threads preparing batches (decoding images, for image folders). With more than one,
-    /// batches arrive in the order they are ready, so a run repeats exactly only with 1.
+    /// Threads preparing batches (decoding images, for image folders). The batches come in
+    /// the seed's order whatever the number, so a seeded run repeats exactly.
     #[arg(long, default_value_t = 2)]
     workers: usize,
 }

@@ -1,0 +1,234 @@
+//! A data loader whose batches come in one fixed order whatever the number of workers,
+//! so a seeded run repeats exactly: each pass shuffles the whole data set with the seed
+//! and the pass number (as Keras reshuffles every epoch), cuts it into batches, and
+//! worker w builds batches w, w + W, w + 2W, … while the training loop takes them in
+//! order. burn's multi-threaded loader instead hands batches out as they are ready and
+//! gives each worker a fixed part of the data, so the order changes from run to run and
+//! with the number of workers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::transform::PartialDataset;
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+/// Batches each worker keeps ready ahead of the training loop.
+const AHEAD: usize = 2;
+
+pub struct OrderedLoader<I, O> {
+    dataset: Arc<dyn Dataset<I>>,
+    batcher: Arc<dyn Batcher<I, O>>,
+    batch_size: usize,
+    workers: usize,
+    device: Device,
+    /// `None`: the data set's own order every pass.
+    shuffle: Option<u64>,
+    /// Passes started so far: pass p shuffles with `seed + p`.
+    passes: Arc<AtomicU64>,
+}
+
+impl<I, O> OrderedLoader<I, O>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    pub fn new<D, B>(
+        dataset: D,
+        batcher: B,
+        batch_size: usize,
+        workers: usize,
+        shuffle: Option<u64>,
+    ) -> Self
+    where
+        D: Dataset<I> + 'static,
+        B: Batcher<I, O> + 'static,
+    {
+        Self {
+            dataset: Arc::new(dataset),
+            batcher: Arc::new(batcher),
+            batch_size: batch_size.max(1),
+            workers: workers.max(1),
+            device: Device::default(),
+            shuffle,
+            passes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn with(&self, dataset: Arc<dyn Dataset<I>>, device: Device) -> Self {
+        Self {
+            dataset,
+            batcher: Arc::clone(&self.batcher),
+            batch_size: self.batch_size,
+            workers: self.workers,
+            device,
+            shuffle: self.shuffle,
+            passes: Arc::clone(&self.passes),
+        }
+    }
+
+    /// The batches of the next pass, as lists of item indices.
+    fn next_pass(&self) -> Vec<Vec<usize>> {
+        let pass = self.passes.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if let Some(seed) = self.shuffle {
+            order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(pass)));
+        }
+        order
+            .chunks(self.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+}
+
+/// One pass: the workers' channels, read in turn.
+struct OrderedPass<O> {
+    receivers: Vec<Receiver<Result<O, DatasetError>>>,
+    batch_sizes: Vec<usize>,
+    next: usize,
+    items_done: usize,
+    items_total: usize,
+}
+
+impl<O> Iterator for OrderedPass<O> {
+    type Item = Result<O, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let size = *self.batch_sizes.get(self.next)?;
+        let batch = self.receivers[self.next % self.receivers.len()]
+            .recv()
+            .ok()?;
+        self.next += 1;
+        self.items_done += size;
+        Some(batch)
+    }
+}
+
+impl<O> DataLoaderIterator<O> for OrderedPass<O> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.items_done, self.items_total, Some("items".into()))
+    }
+}
+
+impl<I, O> DataLoader<O> for OrderedLoader<I, O>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
+        let batches = Arc::new(self.next_pass());
+        let workers = self.workers.min(batches.len()).max(1);
+        let mut receivers = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (sender, receiver) = sync_channel(AHEAD);
+            let (dataset, batcher) = (Arc::clone(&self.dataset), Arc::clone(&self.batcher));
+            let (batches, device) = (Arc::clone(&batches), self.device.clone());
+            // A worker stops at the end of its batches or when the pass is dropped.
+            thread::spawn(move || {
+                for indices in batches.iter().skip(w).step_by(workers) {
+                    let batch = dataset
+                        .get_many(indices.clone())
+                        .map(|items| batcher.batch(items, &device));
+                    let failed = batch.is_err();
+                    if sender.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            receivers.push(receiver);
+        }
+        Box::new(OrderedPass {
+            receivers,
+            batch_sizes: batches.iter().map(Vec::len).collect(),
+            next: 0,
+            items_done: 0,
+            items_total: self.dataset.len(),
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.dataset.len()
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
+        Arc::new(self.with(Arc::clone(&self.dataset), device.clone()))
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<O>> {
+        let part = PartialDataset::new(Arc::clone(&self.dataset), start, end);
+        Arc::new(self.with(Arc::new(part), self.device.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items are their own indices; a batch is the list of its items.
+    struct Numbers(usize);
+
+    impl Dataset<usize> for Numbers {
+        fn get(&self, index: usize) -> Result<usize, DatasetError> {
+            Ok(index)
+        }
+
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+
+    struct Lists;
+
+    impl Batcher<usize, Vec<usize>> for Lists {
+        fn batch(&self, items: Vec<usize>, _device: &Device) -> Vec<usize> {
+            items
+        }
+    }
+
+    fn passes(workers: usize, shuffle: Option<u64>) -> Vec<Vec<Vec<usize>>> {
+        let loader = OrderedLoader::new(Numbers(23), Lists, 4, workers, shuffle);
+        (0..3)
+            .map(|_| loader.iter().map(|b| b.unwrap()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_order_is_the_seeds_whatever_the_number_of_workers() {
+        let one = passes(1, Some(7));
+        for workers in [2, 3, 8] {
+            assert_eq!(passes(workers, Some(7)), one, "{workers} workers");
+        }
+        // Each pass is a permutation of every item, reshuffled from pass to pass.
+        for pass in &one {
+            let mut all: Vec<usize> = pass.iter().flatten().copied().collect();
+            assert_eq!(pass.len(), 6, "23 items in batches of 4");
+            all.sort();
+            assert_eq!(all, (0..23).collect::<Vec<_>>());
+        }
+        assert_ne!(one[0], one[1]);
+        assert_ne!(passes(2, Some(8)), one);
+        // Without a seed: the data set's order.
+        let plain = passes(3, None);
+        assert_eq!(plain[0].concat(), (0..23).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn progress_counts_items_and_a_slice_keeps_the_settings() {
+        let loader = OrderedLoader::new(Numbers(10), Lists, 4, 2, None);
+        let mut pass = loader.iter();
+        pass.next();
+        assert_eq!(pass.progress().items_processed, 4);
+        assert_eq!(pass.progress().items_total, 10);
+        let part = loader.slice(2, 9);
+        assert_eq!(part.num_items(), 7);
+        let batches: Vec<Vec<usize>> = part.iter().map(|b| b.unwrap()).collect();
+        assert_eq!(batches, [vec![2, 3, 4, 5], vec![6, 7, 8]]);
+    }
+}
