@@ -335,75 +335,101 @@ impl Default for TrainSettings {
 pub enum OptimizerSpec {
     /// W ← W − η ∂L/∂W
     Sgd {
-        #[serde(default = "lr_001")]
+        #[serde(default = "course::sgd_lr")]
         lr: f32,
     },
     /// v ← α v − η ∂L/∂W; W ← W + v
     Momentum {
-        #[serde(default = "lr_001")]
+        #[serde(default = "course::momentum_lr")]
         lr: f32,
-        #[serde(default = "f_09")]
+        #[serde(default = "course::momentum")]
         momentum: f32,
     },
     /// h ← h + g²; W ← W − η g / √h (h starts at h0)
     #[serde(rename = "adagrad")]
     AdaGrad {
-        #[serde(default = "lr_0001")]
+        #[serde(default = "course::adagrad_lr")]
         lr: f32,
-        #[serde(default = "f_1e8")]
+        #[serde(default = "course::adagrad_h0")]
         h0: f32,
     },
     /// h ← ρ h + (1 − ρ) g²; W ← W − η g / (√h + ε)
     #[serde(rename = "rmsprop")]
     RmsProp {
-        #[serde(default = "lr_0001")]
+        #[serde(default = "course::rmsprop_lr")]
         lr: f32,
-        #[serde(default = "f_09")]
+        #[serde(default = "course::rmsprop_rho")]
         rho: f32,
-        #[serde(default = "f_1e8")]
+        #[serde(default = "course::rmsprop_eps")]
         eps: f32,
     },
     /// h ← ρ h + (1 − ρ) g²; Δ = √(s + ε) / √(h + ε) · g; s ← ρ s + (1 − ρ) Δ²; W ← W − Δ
     #[serde(rename = "adadelta")]
     AdaDelta {
-        #[serde(default = "f_095")]
+        #[serde(default = "course::adadelta_rho")]
         rho: f32,
-        #[serde(default = "f_1e6")]
+        #[serde(default = "course::adadelta_eps")]
         eps: f32,
     },
     /// Bias-corrected moment estimates m̂, v̂; W ← W − α m̂ / (√v̂ + ε)
     Adam {
-        #[serde(default = "lr_0001")]
+        #[serde(default = "course::adam_lr")]
         lr: f32,
-        #[serde(default = "f_09")]
+        #[serde(default = "course::adam_beta1")]
         beta1: f32,
-        #[serde(default = "f_0999")]
+        #[serde(default = "course::adam_beta2")]
         beta2: f32,
-        #[serde(default = "f_1e8")]
+        #[serde(default = "course::adam_eps")]
         eps: f32,
     },
 }
 
-fn lr_001() -> f32 {
-    0.01
-}
-fn lr_0001() -> f32 {
-    0.001
-}
-fn f_09() -> f32 {
-    0.9
-}
-fn f_095() -> f32 {
-    0.95
-}
-fn f_0999() -> f32 {
-    0.999
-}
-fn f_1e8() -> f32 {
-    1e-8
-}
-fn f_1e6() -> f32 {
-    1e-6
+/// Each optimiser's settings when a config leaves them out: the course's
+/// (`common/optimizer.py`), named by what they set.
+mod course {
+    pub fn sgd_lr() -> f32 {
+        0.01
+    }
+    pub fn momentum_lr() -> f32 {
+        0.01
+    }
+    pub fn momentum() -> f32 {
+        0.9
+    }
+    pub fn adagrad_lr() -> f32 {
+        0.001
+    }
+    /// h's starting value, so the first step does not divide by zero.
+    pub fn adagrad_h0() -> f32 {
+        1e-8
+    }
+    pub fn rmsprop_lr() -> f32 {
+        0.001
+    }
+    pub fn rmsprop_rho() -> f32 {
+        0.9
+    }
+    pub fn rmsprop_eps() -> f32 {
+        1e-8
+    }
+    pub fn adadelta_rho() -> f32 {
+        0.95
+    }
+    pub fn adadelta_eps() -> f32 {
+        1e-6
+    }
+    pub fn adam_lr() -> f32 {
+        0.001
+    }
+    pub fn adam_beta1() -> f32 {
+        0.9
+    }
+    pub fn adam_beta2() -> f32 {
+        0.999
+    }
+    pub fn adam_eps() -> f32 {
+        1e-8
+    }
 }
 
 impl Default for OptimizerSpec {
