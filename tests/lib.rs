@@ -3,26 +3,30 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The built binary `name` of package `package`, building it if needed.
+/// The built binary `name` of package `package`, brought up to date first.
 ///
 /// Tests run from `target/<profile>/deps/`, so the binaries live one folder up. A plain
-/// `cargo test` builds only test targets, so a missing binary is built here with the same
-/// cargo, profile and target folder.
+/// `cargo test` builds only test targets, so the binaries are built here, once per test
+/// process, with the same cargo and target folder: a binary older than the code would
+/// test old behaviour. The whole workspace's binaries, so that features resolve as in
+/// `cargo build --workspace` and nothing else is rebuilt (a no-op when they are fresh).
 pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    let path = profile_dir.join(name);
-    if !path.is_file() {
+    BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "building {name} failed");
-    }
+        assert!(status.success(), "building the binaries failed");
+    });
+    let path = profile_dir.join(name);
+    assert!(path.is_file(), "{package} did not build {}", path.display());
     path
 }
 
