@@ -3,13 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The built binary `name` of package `package`, brought up to date first.
+/// The built binary `name` of package `package`, built first when it is missing or older
+/// than the workspace's sources (a binary older than the code would test old behaviour).
 ///
 /// Tests run from `target/<profile>/deps/`, so the binaries live one folder up. A plain
-/// `cargo test` builds only test targets, so the binaries are built here, once per test
-/// process, with the same cargo and target folder: a binary older than the code would
-/// test old behaviour. The whole workspace's binaries, so that features resolve as in
-/// `cargo build --workspace` and nothing else is rebuilt (a no-op when they are fresh).
+/// `cargo test` builds only test targets, so the binaries are built here with the same
+/// cargo and target folder: all of the workspace's targets, so that features resolve as
+/// for `cargo test --workspace` and CI's build (the binaries alone would leave out the
+/// dev-dependencies' features and rebuild the libraries).
 pub fn binary(package: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
@@ -17,17 +18,46 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--workspace", "--bins"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the binaries failed");
-    });
     let path = profile_dir.join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if built.is_none_or(|b| newest_source(&workspace) > b) {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--workspace", "--all-targets"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the binaries failed");
+        });
+    }
     assert!(path.is_file(), "{package} did not build {}", path.display());
     path
+}
+
+/// The latest change to the workspace's manifests, lock file and crate sources.
+fn newest_source(workspace: &Path) -> std::time::SystemTime {
+    fn walk(dir: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(t) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(t);
+            }
+        }
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        if let Ok(t) = std::fs::metadata(workspace.join(file)).and_then(|m| m.modified()) {
+            newest = newest.max(t);
+        }
+    }
+    walk(&workspace.join("crates"), &mut newest);
+    newest
 }
 
 /// Runs a binary with `args` and optional standard input; never reads the user's data

@@ -9,7 +9,9 @@ qemu=$(command -v qemu-x86_64) || { echo "no qemu-x86_64: skipped"; exit 0; }
 # Haswell without the features QEMU's TCG cannot emulate (it would warn about each).
 cpu=Haswell,-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm
 "$qemu" -cpu "$cpu" /bin/true 2>/dev/null || { echo "qemu cannot emulate $cpu: skipped"; exit 0; }
-binaries=$(cargo test -p dataset -p scratch -p keraslike --lib --no-run --message-format=json 2>/dev/null |
+# The whole workspace's libraries, so that features resolve as in `cargo test --workspace`
+# (a narrower selection would rebuild the crates with other features).
+binaries=$(cargo test --workspace --lib --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -102,12 +102,27 @@ impl<O> Iterator for OrderedPass<O> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let size = *self.batch_sizes.get(self.next)?;
-        let batch = self.receivers[self.next % self.receivers.len()]
-            .recv()
-            .ok()?;
+        let received = self.receivers[self.next % self.receivers.len()].recv();
         self.next += 1;
-        self.items_done += size;
-        Some(batch)
+        match received {
+            Ok(Ok(batch)) => {
+                self.items_done += size;
+                Some(Ok(batch))
+            }
+            // A failed batch ends the pass (its worker has stopped).
+            Ok(Err(e)) => {
+                self.batch_sizes.truncate(self.next);
+                Some(Err(e))
+            }
+            // The worker is gone before its last batch (it panicked): an error, not a
+            // pass that silently ends early.
+            Err(_) => {
+                self.batch_sizes.truncate(self.next);
+                Some(Err(DatasetError::new(std::io::Error::other(
+                    "a worker preparing batches stopped before its last batch",
+                ))))
+            }
+        }
     }
 }
 
@@ -217,6 +232,39 @@ mod tests {
         // Without a seed: the data set's order.
         let plain = passes(3, None);
         assert_eq!(plain[0].concat(), (0..23).collect::<Vec<_>>());
+    }
+
+    /// Fails on one item: the pass yields the batches before it, then the error, then ends.
+    struct FailsAt(usize);
+
+    impl Dataset<usize> for FailsAt {
+        fn get(&self, index: usize) -> Result<usize, DatasetError> {
+            if index == self.0 {
+                Err(DatasetError::new(std::io::Error::other(format!(
+                    "item {index}"
+                ))))
+            } else {
+                Ok(index)
+            }
+        }
+
+        fn len(&self) -> usize {
+            12
+        }
+    }
+
+    #[test]
+    fn a_failing_item_is_an_error_and_ends_the_pass() {
+        for workers in [1, 3] {
+            let loader = OrderedLoader::new(FailsAt(5), Lists, 2, workers, None);
+            let results: Vec<Result<Vec<usize>, String>> = loader
+                .iter()
+                .map(|b| b.map_err(|e| e.to_string()))
+                .collect();
+            assert_eq!(results.len(), 3, "{workers} workers: {results:?}");
+            assert_eq!(results[0], Ok(vec![0, 1]));
+            assert!(results[2].as_ref().unwrap_err().contains("item 5"));
+        }
     }
 
     #[test]
