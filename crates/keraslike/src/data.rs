@@ -86,24 +86,25 @@ impl Dataset<ImageItem> for FolderImages {
 }
 
 /// Training images through random augmentation (identity when none is set). Each `get`
-/// draws from its own generator, seeded by the run's seed, the index and a call counter,
-/// so every epoch sees different variants.
+/// draws from its own generator, seeded by the run's seed, the index and how many times
+/// that index was drawn before, so every epoch sees different variants, and the same ones
+/// whatever the order in which loader workers ask for them.
 pub struct AugmentedImages<D> {
     inner: D,
     shape: ImageShape,
     augmentation: Augmentation,
     seed: u64,
-    calls: AtomicU64,
+    visits: Vec<AtomicU64>,
 }
 
-impl<D> AugmentedImages<D> {
+impl<D: Dataset<ImageItem>> AugmentedImages<D> {
     pub fn new(inner: D, shape: ImageShape, augmentation: Augmentation, seed: u64) -> Self {
         Self {
+            visits: (0..inner.len()).map(|_| AtomicU64::new(0)).collect(),
             inner,
             shape,
             augmentation,
             seed,
-            calls: AtomicU64::new(0),
         }
     }
 }
@@ -112,7 +113,7 @@ impl<D: Dataset<ImageItem>> Dataset<ImageItem> for AugmentedImages<D> {
     fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
         let mut item = self.inner.get(index)?;
         if !self.augmentation.is_identity() {
-            let call = self.calls.fetch_add(1, Ordering::Relaxed);
+            let call = self.visits[index].fetch_add(1, Ordering::Relaxed);
             let mut rng = StdRng::seed_from_u64(
                 self.seed
                     ^ (index as u64).rotate_left(32)

@@ -80,6 +80,10 @@ pub struct FitOptions {
     pub overwrite: bool,
     /// The classifier's number of classes (its outputs), for the divergence check.
     pub classes: usize,
+    /// Training and validation items per epoch when not whole passes (Keras's
+    /// `steps_per_epoch` and `validation_steps`, times the batch size).
+    pub train_items: Option<usize>,
+    pub valid_items: Option<usize>,
 }
 
 pub struct Fitted {
@@ -218,20 +222,29 @@ where
         .map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))?
     };
     // Batches in one order whatever the number of workers: a seeded fit repeats exactly.
-    let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(OrderedLoader::new(
-        train,
-        batcher,
-        options.batch_size,
-        options.workers,
-        Some(options.seed),
-    ));
-    let valid_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(OrderedLoader::new(
-        valid,
-        batcher,
-        options.batch_size,
-        options.workers,
-        None,
-    ));
+    let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
+        OrderedLoader::new(
+            train,
+            batcher,
+            options.batch_size,
+            options.workers,
+            Some(options.seed),
+        )
+        .per_pass(options.train_items),
+    );
+    // Validation steps draw from a shuffled cycle (as Keras's flow_from_directory does);
+    // whole passes keep the data's order.
+    let valid_shuffle = options.valid_items.map(|_| options.seed ^ 0x5eed);
+    let valid_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
+        OrderedLoader::new(
+            valid,
+            batcher,
+            options.batch_size,
+            options.workers,
+            valid_shuffle,
+        )
+        .per_pass(options.valid_items),
+    );
 
     let interrupter = Interrupter::new();
     {

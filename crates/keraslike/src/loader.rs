@@ -6,9 +6,9 @@
 //! gives each worker a fixed part of the data, so the order changes from run to run and
 //! with the number of workers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -33,6 +33,19 @@ pub struct OrderedLoader<I, O> {
     shuffle: Option<u64>,
     /// Passes started so far: pass p shuffles with `seed + p`.
     passes: Arc<AtomicU64>,
+    /// Items per pass when not the whole data set: drawn from an endless cycle of
+    /// reshuffled passes over it, each pass going on where the last stopped (Keras's
+    /// generator with `steps_per_epoch`).
+    per_pass: Option<usize>,
+    cycle: Arc<Mutex<Cycle>>,
+}
+
+/// Where the cycle of [`OrderedLoader::per_pass`] stands.
+#[derive(Default)]
+struct Cycle {
+    order: Vec<usize>,
+    at: usize,
+    rounds: u64,
 }
 
 impl<I, O> OrderedLoader<I, O>
@@ -59,7 +72,15 @@ where
             device: Device::default(),
             shuffle,
             passes: Arc::new(AtomicU64::new(0)),
+            per_pass: None,
+            cycle: Arc::default(),
         }
+    }
+
+    /// Each pass `items` items from a cycle through the data set instead of one whole pass.
+    pub fn per_pass(mut self, items: Option<usize>) -> Self {
+        self.per_pass = items;
+        self
     }
 
     fn with(&self, dataset: Arc<dyn Dataset<I>>, device: Device) -> Self {
@@ -71,16 +92,40 @@ where
             device,
             shuffle: self.shuffle,
             passes: Arc::clone(&self.passes),
+            per_pass: self.per_pass,
+            cycle: Arc::clone(&self.cycle),
         }
     }
 
     /// The batches of the next pass, as lists of item indices.
     fn next_pass(&self) -> Vec<Vec<usize>> {
-        let pass = self.passes.fetch_add(1, Ordering::Relaxed);
-        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if let Some(seed) = self.shuffle {
-            order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(pass)));
-        }
+        let n = self.dataset.len();
+        let shuffled = |round: u64| {
+            let mut order: Vec<usize> = (0..n).collect();
+            if let Some(seed) = self.shuffle {
+                order.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(round)));
+            }
+            order
+        };
+        let order = match self.per_pass {
+            None => shuffled(self.passes.fetch_add(1, Ordering::Relaxed)),
+            Some(_) if n == 0 => Vec::new(),
+            Some(items) => {
+                let mut cycle = self.cycle.lock().expect("no panic while held");
+                let mut picked = Vec::with_capacity(items);
+                while picked.len() < items {
+                    if cycle.at == cycle.order.len() {
+                        cycle.order = shuffled(cycle.rounds);
+                        cycle.rounds += 1;
+                        cycle.at = 0;
+                    }
+                    let take = (items - picked.len()).min(cycle.order.len() - cycle.at);
+                    picked.extend_from_slice(&cycle.order[cycle.at..cycle.at + take]);
+                    cycle.at += take;
+                }
+                picked
+            }
+        };
         order
             .chunks(self.batch_size)
             .map(<[usize]>::to_vec)
@@ -164,12 +209,12 @@ where
             batch_sizes: batches.iter().map(Vec::len).collect(),
             next: 0,
             items_done: 0,
-            items_total: self.dataset.len(),
+            items_total: self.num_items(),
         })
     }
 
     fn num_items(&self) -> usize {
-        self.dataset.len()
+        self.per_pass.unwrap_or(self.dataset.len())
     }
 
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
@@ -265,6 +310,28 @@ mod tests {
             assert_eq!(results[0], Ok(vec![0, 1]));
             assert!(results[2].as_ref().unwrap_err().contains("item 5"));
         }
+    }
+
+    #[test]
+    fn passes_of_a_fixed_size_go_on_through_reshuffled_cycles() {
+        let run = |workers| {
+            let loader =
+                OrderedLoader::new(Numbers(10), Lists, 3, workers, Some(4)).per_pass(Some(6));
+            assert_eq!(loader.num_items(), 6);
+            (0..5)
+                .map(|_| loader.iter().flat_map(|b| b.unwrap()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let passes = run(1);
+        assert_eq!(run(3), passes, "the same whatever the workers");
+        let stream: Vec<usize> = passes.concat();
+        // 30 items: three whole cycles of the 10, each a permutation, back to back.
+        for cycle in stream.chunks(10) {
+            let mut sorted = cycle.to_vec();
+            sorted.sort();
+            assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        }
+        assert_ne!(stream[..10], stream[10..20]);
     }
 
     #[test]

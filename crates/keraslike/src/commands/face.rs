@@ -2,19 +2,16 @@
 //! `flow_from_directory` reads them, and trained with `fit_generator` semantics.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use burn::data::dataset::Dataset;
-use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
 use dataset::{ColorMode, FolderOptions, ImageShape};
 
 use keraslike::backend;
-use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher, ImageItem};
+use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher};
 use keraslike::evaluate::evaluate;
-use keraslike::fit::fit;
+use keraslike::fit::{FitOptions, fit};
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
 use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess, Resample};
@@ -86,29 +83,6 @@ fn class_indices(classes: &[String]) -> String {
         .map(|(i, c)| format!("'{c}': {i}"))
         .collect();
     format!("{{{}}}", pairs.join(", "))
-}
-
-/// A fixed number of items per epoch, drawn without replacement from a reshuffled cycle
-/// through the data: Keras's generator with `steps_per_epoch`.
-fn steps_of<D>(
-    data: D,
-    steps: Option<usize>,
-    batch: usize,
-    seed: u64,
-) -> Arc<dyn Dataset<ImageItem>>
-where
-    D: Dataset<ImageItem> + 'static,
-{
-    match steps {
-        Some(steps) => Arc::new(SamplerDataset::new(
-            data,
-            SamplerDatasetOptions::default()
-                .without_replacement()
-                .with_fixed_size(steps * batch)
-                .with_seed(seed),
-        )),
-        None => Arc::new(data),
-    }
 }
 
 pub fn run(args: FaceArgs) -> Result<()> {
@@ -193,15 +167,17 @@ pub fn run(args: FaceArgs) -> Result<()> {
         options.epochs,
         out.display()
     );
+    // Keras's generator with steps_per_epoch: each epoch a fixed number of batches from
+    // a reshuffled cycle through the data (the loader keeps the cycle).
+    let options = FitOptions {
+        train_items: steps.map(|n| n * options.batch_size),
+        valid_items: validation_steps.map(|n| n * options.batch_size),
+        ..options
+    };
     let fitted = fit(
         model,
-        steps_of(train_data, steps, options.batch_size, options.seed),
-        steps_of(
-            test_data.clone(),
-            validation_steps,
-            options.batch_size,
-            options.seed ^ 0x5eed,
-        ),
+        train_data,
+        test_data.clone(),
         ImageBatcher::unit(shape),
         &out,
         &options,

@@ -153,6 +153,8 @@ impl TrainArgs {
                 Some(Shape::Flat(n)) => n,
                 _ => 2,
             },
+            train_items: None,
+            valid_items: None,
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
