@@ -3,7 +3,8 @@
 //! The scalar checked is L = Σ forward(x) ⊙ R for a fixed random R, so every output
 //! element's gradient takes part; dL/dx is then backward(R). Layers compute in f32, so the
 //! step is 1e-2 and sums are taken in f64; a wrong gradient gives an O(1) relative error,
-//! a right one about 1e-4.
+//! a right one about 1e-4 (every layer's check passes at 3e-4, with and without AVX-512),
+//! so the bound is 1e-3.
 
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -13,7 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::layers::{Layer, Mode};
 
 const STEP: f32 = 1e-2;
-const TOLERANCE: f64 = 1e-2;
+const TOLERANCE: f64 = 1e-3;
 
 pub fn random_matrix(shape: (usize, usize), rng: &mut StdRng) -> Array2<f32> {
     Array2::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
