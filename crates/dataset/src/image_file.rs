@@ -71,6 +71,11 @@ fn check_jpeg_end(path: &Path) -> Result<()> {
 /// Width and height from the file's header (nothing is decoded), with the same checks
 /// as [`open`] short of decoding: the size limit, and a JPEG's end marker.
 pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
+    header(path).map(|(w, h, _)| (w, h))
+}
+
+/// [`dimensions`] and the format, from one read of the header.
+fn header(path: &Path) -> Result<(u32, u32, Option<ImageFormat>)> {
     let reader = reader(path)?;
     let format = reader.format();
     let (w, h) = reader
@@ -81,7 +86,7 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
     if format == Some(ImageFormat::Jpeg) {
         check_jpeg_end(path)?;
     }
-    Ok((w, h))
+    Ok((w, h, format))
 }
 
 /// The most pixels one byte of the format can hold: a JPEG block takes at least one bit
@@ -141,8 +146,8 @@ pub enum ScanCheck {
 /// JPEG its end marker and its compressed data ([`crate::jpeg_scan`], half a decode's
 /// cost). Returns the width and height.
 pub fn check(path: &Path) -> Result<(u32, u32)> {
-    let size = dimensions(path)?;
-    match reader(path)?.format() {
+    let (w, h, format) = header(path)?;
+    match format {
         Some(ImageFormat::Jpeg) => {
             let bytes = std::fs::read(path).map_err(io_err(path))?;
             walk_jpeg(path, &bytes)?;
@@ -153,7 +158,7 @@ pub fn check(path: &Path) -> Result<(u32, u32)> {
         }
         _ => {}
     }
-    Ok(size)
+    Ok((w, h))
 }
 
 /// A PNG's chunks each carry a CRC-32 of their bytes, so damage anywhere, and a file cut
@@ -202,9 +207,8 @@ pub fn open(path: &Path) -> Result<DynamicImage> {
 /// under the limits above (a JPEG strictly, [`decode_jpeg`], after the walk of its
 /// compressed data unless `scan` says that was done).
 pub fn open_with(path: &Path, scan: ScanCheck) -> Result<DynamicImage> {
-    let (w, h) = dimensions(path)?;
-    let mut reader = reader(path)?;
-    if reader.format() == Some(ImageFormat::Jpeg) {
+    let (w, h, format) = header(path)?;
+    if format == Some(ImageFormat::Jpeg) {
         // At most 4 bytes a pixel (CMYK) while decoding.
         if u64::from(w) * u64::from(h) * 4 > MAX_DECODE_BYTES {
             return Err(bad(
@@ -221,6 +225,7 @@ pub fn open_with(path: &Path, scan: ScanCheck) -> Result<DynamicImage> {
         }
         return decode_jpeg(&bytes).map_err(|reason| bad(path, reason));
     }
+    let mut reader = reader(path)?;
     reader.limits(limits());
     reader.decode().map_err(|e| bad(path, e.to_string()))
 }

@@ -83,7 +83,9 @@ where
         self
     }
 
-    fn with(&self, dataset: Arc<dyn Dataset<I>>, device: Device) -> Self {
+    /// The same settings over `dataset`; `cycle` is this loader's (the same data) or a
+    /// fresh one (other data: the cycle holds indices into this loader's).
+    fn with(&self, dataset: Arc<dyn Dataset<I>>, device: Device, cycle: Arc<Mutex<Cycle>>) -> Self {
         Self {
             dataset,
             batcher: Arc::clone(&self.batcher),
@@ -93,7 +95,7 @@ where
             shuffle: self.shuffle,
             passes: Arc::clone(&self.passes),
             per_pass: self.per_pass,
-            cycle: Arc::clone(&self.cycle),
+            cycle,
         }
     }
 
@@ -218,12 +220,13 @@ where
     }
 
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
-        Arc::new(self.with(Arc::clone(&self.dataset), device.clone()))
+        let same_data = Arc::clone(&self.dataset);
+        Arc::new(self.with(same_data, device.clone(), Arc::clone(&self.cycle)))
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<O>> {
         let part = PartialDataset::new(Arc::clone(&self.dataset), start, end);
-        Arc::new(self.with(Arc::new(part), self.device.clone()))
+        Arc::new(self.with(Arc::new(part), self.device.clone(), Arc::default()))
     }
 }
 
