@@ -91,8 +91,23 @@ impl Layer for Affine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{check_input_grad, check_param_grads};
+    use crate::gradcheck::{
+        Shape, check_against_reference_random, check_input_grad, check_param_grads,
+    };
     use ndarray::array;
+
+    /// y = x·W + b in f64; params (W (in, out), b (1, out)).
+    fn reference(x: &[f64], params: &[Vec<f64>], (n, d): Shape) -> Vec<f64> {
+        let (w, b) = (&params[0], &params[1]);
+        let m = b.len();
+        let mut y = vec![0.0; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                y[i * m + j] = b[j] + (0..d).map(|k| x[i * d + k] * w[k * m + j]).sum::<f64>();
+            }
+        }
+        y
+    }
 
     #[test]
     fn forward_matches_the_worked_example() {
@@ -111,5 +126,6 @@ mod tests {
         layer.b = array![[0.1f32, -0.2, 0.3]];
         check_input_grad(&mut layer, (5, 4), 2);
         check_param_grads(&mut layer, (5, 4), 3);
+        check_against_reference_random(&mut layer, (5, 4), &reference, 4);
     }
 }

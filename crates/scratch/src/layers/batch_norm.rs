@@ -177,7 +177,9 @@ impl Layer for BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{check_input_grad, check_param_grads};
+    use crate::gradcheck::{
+        Shape, check_against_reference_random, check_input_grad, check_param_grads,
+    };
     use ndarray::array;
 
     #[test]
@@ -213,6 +215,27 @@ mod tests {
             bn.beta = Array2::from_shape_fn((1, channels), |(_, j)| j as f32 * 0.1);
             check_input_grad(&mut bn, (6, features), 4);
             check_param_grads(&mut bn, (6, features), 5);
+            check_against_reference_random(&mut bn, (6, features), &reference(channels, 1e-5), 6);
+        }
+    }
+
+    /// Training-mode batch normalisation in f64 from the formula: per channel, x̂ = (x − μ)
+    /// / √(σ² + ε) with the batch's mean μ and biased variance σ², then y = γ·x̂ + β.
+    fn reference(channels: usize, eps: f64) -> impl Fn(&[f64], &[Vec<f64>], Shape) -> Vec<f64> {
+        move |x, params, _| {
+            let (gamma, beta) = (&params[0], &params[1]);
+            let rows = x.len() / channels;
+            let mut y = vec![0.0; x.len()];
+            for ch in 0..channels {
+                let values = || (0..rows).map(|r| x[r * channels + ch]);
+                let mean = values().sum::<f64>() / rows as f64;
+                let var = values().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64;
+                for r in 0..rows {
+                    let i = r * channels + ch;
+                    y[i] = gamma[ch] * (x[i] - mean) / (var + eps).sqrt() + beta[ch];
+                }
+            }
+            y
         }
     }
 }

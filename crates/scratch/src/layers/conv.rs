@@ -109,7 +109,9 @@ impl Layer for Conv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{check_input_grad, check_param_grads, random_matrix};
+    use crate::gradcheck::{
+        Shape, check_against_reference_random, check_input_grad, check_param_grads, random_matrix,
+    };
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -125,6 +127,42 @@ mod tests {
         let w = random_matrix((window.patch_len(), k), &mut rng) * 0.5;
         let b = random_matrix((1, k), &mut rng) * 0.1;
         Conv::new(window, w, b)
+    }
+
+    /// The convolution straight from its definition, in f64: y[n, oy, ox, k] = b[k] +
+    /// Σ over window (ry, rx) and channel c of x[n, oy·s + ry − pad, ox·s + rx − pad, c] ·
+    /// W[(ry·size + rx)·C + c, k], zero outside the image; channels-last throughout.
+    fn reference(w: Window) -> impl Fn(&[f64], &[Vec<f64>], Shape) -> Vec<f64> {
+        move |x, params, (n, _)| {
+            let (weights, bias) = (&params[0], &params[1]);
+            let k = bias.len();
+            let (h, wd, c) = (w.in_height, w.in_width, w.channels);
+            let mut y = Vec::with_capacity(n * w.out_height * w.out_width * k);
+            for image in x.chunks(h * wd * c) {
+                for oy in 0..w.out_height {
+                    for ox in 0..w.out_width {
+                        for f in 0..k {
+                            let mut sum = bias[f];
+                            for ry in 0..w.size {
+                                for rx in 0..w.size {
+                                    let iy = (oy * w.stride + ry) as isize - w.pad as isize;
+                                    let ix = (ox * w.stride + rx) as isize - w.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    for ch in 0..c {
+                                        let v = image[(iy as usize * wd + ix as usize) * c + ch];
+                                        sum += v * weights[((ry * w.size + rx) * c + ch) * k + f];
+                                    }
+                                }
+                            }
+                            y.push(sum);
+                        }
+                    }
+                }
+            }
+            y
+        }
     }
 
     /// The lecture's example (002): a 4×4 vertical-stripe filter gives 8 on a
@@ -167,6 +205,8 @@ mod tests {
             let mut layer = conv(input, k, size, stride, pad);
             check_input_grad(&mut layer, (3, features), 1);
             check_param_grads(&mut layer, (3, features), 2);
+            let window = layer.window;
+            check_against_reference_random(&mut layer, (3, features), &reference(window), 3);
         }
     }
 

@@ -73,7 +73,7 @@ impl Layer for Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::check_input_grad;
+    use crate::gradcheck::{Shape, check_against_reference_random, check_input_grad};
 
     #[test]
     fn drops_about_rho_and_keeps_the_expected_value() {
@@ -91,5 +91,16 @@ mod tests {
         let mut layer = Dropout::new(0.5, 2);
         layer.freeze_mask();
         check_input_grad(&mut layer, (4, 7), 3);
+        // The reference multiplies by the frozen mask, read off as the layer's output for
+        // an input of ones (kept / (1 − ρ) or dropped: the inverted convention).
+        let mask: Vec<f64> = layer
+            .forward(&Array2::ones((4, 7)), Mode::Train)
+            .iter()
+            .map(|&m| m as f64)
+            .collect();
+        assert!(mask.contains(&0.0) && mask.contains(&2.0));
+        let reference =
+            |x: &[f64], _: &[Vec<f64>], _: Shape| x.iter().zip(&mask).map(|(v, m)| v * m).collect();
+        check_against_reference_random(&mut layer, (4, 7), &reference, 4);
     }
 }

@@ -87,7 +87,7 @@ impl Layer for MaxPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::check_input_grad_at;
+    use crate::gradcheck::{Shape, check_against_reference, check_input_grad_at};
     use ndarray::{Array2, array};
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
@@ -116,6 +116,54 @@ mod tests {
             values.shuffle(&mut rng);
             let x = Array2::from_shape_vec((3, n / 3), values).unwrap();
             check_input_grad_at(&mut pool, &x, &mut rng);
+            let window = pool.window;
+            check_against_reference(&mut pool, &x, &reference(window), &mut rng);
         }
+    }
+
+    /// Each window's maximum per channel, in f64, from the definition.
+    fn reference(w: Window) -> impl Fn(&[f64], &[Vec<f64>], Shape) -> Vec<f64> {
+        move |x, _, _| {
+            let c = w.channels;
+            let mut y = Vec::new();
+            for image in x.chunks(w.input_len()) {
+                for oy in 0..w.out_height {
+                    for ox in 0..w.out_width {
+                        for ch in 0..c {
+                            let mut max = f64::NEG_INFINITY;
+                            for ry in 0..w.size {
+                                for rx in 0..w.size {
+                                    let (iy, ix) = (oy * w.stride + ry, ox * w.stride + rx);
+                                    max = max.max(image[(iy * w.in_width + ix) * c + ch]);
+                                }
+                            }
+                            y.push(max);
+                        }
+                    }
+                }
+            }
+            y
+        }
+    }
+
+    #[test]
+    fn gradient_next_to_a_tie_matches_f64_differences() {
+        // Window maxima only 1e-4 above the runner-up: the f64 step (1e-6) does not
+        // change which value wins, so the gradient still goes to the maximum alone.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut pool = MaxPool::new(Window::new((4, 4, 1), 2, 2, 0).unwrap());
+        let x = Array2::from_shape_fn((2, 16), |(n, i)| {
+            let (r, c) = (i / 4, i % 4);
+            let window = (r / 2) * 2 + c / 2;
+            // Each window holds v, v − 1e-4 and two smaller values.
+            let v = (n * 4 + window) as f32 * 0.5;
+            match (r % 2, c % 2) {
+                (0, 0) => v,
+                (0, 1) => v - 1e-4,
+                _ => v - 1.0,
+            }
+        });
+        let window = pool.window;
+        check_against_reference(&mut pool, &x, &reference(window), &mut rng);
     }
 }

@@ -33,8 +33,9 @@ impl Layer for Relu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::check_input_grad;
+    use crate::gradcheck::{Shape, check_against_reference, check_input_grad};
     use ndarray::array;
+    use rand::SeedableRng;
 
     #[test]
     fn kink_at_zero_passes_no_gradient() {
@@ -55,5 +56,19 @@ mod tests {
     fn gradient_matches_numerical_differentiation() {
         // Random inputs stay away from the kink by more than the difference step.
         check_input_grad(&mut Relu::default(), (4, 6), 8);
+    }
+
+    #[test]
+    fn gradient_next_to_the_kink_matches_f64_differences() {
+        // Inputs 1e-4 either side of 0: the f64 check's step (1e-6) does not cross the
+        // kink, so the derivative on each side (0 and 1) is what is checked.
+        let x = array![
+            [1e-4f32, -1e-4, 0.5, -0.5, 2e-4, -3e-4],
+            [-1.5, 1.5, 1e-4, -1e-4, 0.25, -0.25]
+        ];
+        let reference =
+            |x: &[f64], _: &[Vec<f64>], _: Shape| x.iter().map(|&v| v.max(0.0)).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        check_against_reference(&mut Relu::default(), &x, &reference, &mut rng);
     }
 }

@@ -38,7 +38,7 @@ impl Layer for Sigmoid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::check_input_grad;
+    use crate::gradcheck::{Shape, check_against_reference_random, check_input_grad};
     use ndarray::array;
 
     #[test]
@@ -78,5 +78,9 @@ mod tests {
     #[test]
     fn gradient_matches_numerical_differentiation() {
         check_input_grad(&mut Sigmoid::default(), (4, 6), 7);
+        let reference = |x: &[f64], _: &[Vec<f64>], _: Shape| {
+            x.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect()
+        };
+        check_against_reference_random(&mut Sigmoid::default(), (4, 6), &reference, 7);
     }
 }
