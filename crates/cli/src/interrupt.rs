@@ -30,6 +30,13 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }
 
+/// The flag a press sets, with the handler installed: for library loops that take a stop
+/// flag (so that their tests can set one of their own).
+pub fn flag() -> &'static AtomicBool {
+    install();
+    &REQUESTED
+}
+
 /// Also runs `f` on a press (for work that has its own stop signal).
 pub fn on_request(f: impl Fn() + Send + 'static) {
     install();

@@ -32,8 +32,6 @@ pub enum DatasetError {
         searched: String,
         reason: String,
     },
-    #[error("{path}: cannot draw chart: {reason}")]
-    Chart { path: PathBuf, reason: String },
     #[error("download of {url} failed: {reason}")]
     Download { url: String, reason: String },
     #[error(

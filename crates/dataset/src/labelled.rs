@@ -86,6 +86,14 @@ impl LabelledImages {
         self.labels.truncate(n);
         self
     }
+
+    /// The first `limit` images if a limit is given (`--train-limit`, `--test-limit`).
+    pub fn limited(self, limit: Option<usize>) -> Self {
+        match limit {
+            Some(n) => self.truncate(n),
+            None => self,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@
 //! - [`image_file`]: one image file opened under size limits, truncated or corrupt JPEGs refused.
 //! - [`jpeg_scan`]: libjpeg's checks of a baseline JPEG's compressed data, without decoding.
 //! - [`digit_image`]: any photo or drawing of a digit as a 28×28 MNIST-style input.
+//! - [`image_input`]: one image file as a network's input (`predict` in both halves).
 //! - [`download`]: checksummed, atomic downloads into the data directory.
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
 //! - [`memory`]: the memory available, to refuse what would not fit before allocating it.
-//! - [`output`]: atomic file writes and line charts shared by both halves' results.
+//! - [`output`]: atomic file writes, for every result both halves write.
 //! - [`peak_memory`]: a counting allocator, for tests that bound what a parser allocates.
 //! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod idx;
 pub mod image_file;
 pub mod image_folder;
+pub mod image_input;
 pub mod jpeg_scan;
 pub mod labelled;
 pub mod memory;

@@ -16,7 +16,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::{Device, Distribution, Tensor};
-use keraslike::kernels::flex as flex_ops;
+use keraslike::kernels::flex;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,7 +82,7 @@ fn main() -> Result<()> {
         &x1,
         repeats,
         |x| conv1.forward(x),
-        |x| flex_ops::conv2d(&conv1, &x).expect("flex"),
+        |x| flex::conv2d(&conv1, &x).expect("flex"),
     );
     let conv2 = same3x3([32, 64]);
     let x2 = random([32, 32, 28, 28], true);
@@ -91,7 +91,7 @@ fn main() -> Result<()> {
         &x2,
         repeats,
         |x| conv2.forward(x),
-        |x| flex_ops::conv2d(&conv2, &x).expect("flex"),
+        |x| flex::conv2d(&conv2, &x).expect("flex"),
     );
     let pool = MaxPool2dConfig::new([2, 2]).init();
     let x3 = random([32, 64, 28, 28], true);
@@ -100,7 +100,7 @@ fn main() -> Result<()> {
         &x3,
         repeats,
         |x| pool.forward(x),
-        |x| flex_ops::max_pool2d(&pool, &x).expect("flex"),
+        |x| flex::max_pool2d(&pool, &x).expect("flex"),
     );
     let down = Conv2dConfig::new([64, 128], [4, 4])
         .with_stride([2, 2])
@@ -112,7 +112,7 @@ fn main() -> Result<()> {
         &x4,
         repeats,
         |x| down.forward(x),
-        |x| flex_ops::conv2d(&down, &x).expect("flex"),
+        |x| flex::conv2d(&down, &x).expect("flex"),
     );
     let up = ConvTranspose2dConfig::new([128, 64], [4, 4])
         .with_stride([2, 2])
@@ -124,7 +124,7 @@ fn main() -> Result<()> {
         &x5,
         repeats,
         |x| up.forward(x),
-        |x| flex_ops::conv_transpose2d(&up, &x).expect("flex"),
+        |x| flex::conv_transpose2d(&up, &x).expect("flex"),
     );
     Ok(())
 }

@@ -46,29 +46,9 @@ impl Evaluation {
 
     /// The matrix as text, rows true classes, columns predictions.
     pub fn confusion_table(&self, classes: &[String]) -> String {
-        let width = classes
-            .iter()
-            .map(|c| c.len())
-            .chain(self.confusion.iter().flatten().map(|n| n.to_string().len()))
-            .max()
-            .unwrap_or(1)
-            .max(4);
-        let mut out = format!("{:>width$}", "true\\pred");
-        for c in classes {
-            out += &format!(" {c:>width$}");
-        }
-        out.push('\n');
-        for (c, row) in classes.iter().zip(&self.confusion) {
-            out += &format!("{c:>width$}");
-            for n in row {
-                out += &format!(" {n:>width$}");
-            }
-            out.push('\n');
-        }
-        out
+        cli::table::confusion(classes, &self.confusion)
     }
 
-    /// `confusion.csv`: a header of predicted classes, one row per true class.
     /// Test loss and accuracy, the confusion matrix, and precision and recall of the
     /// positive class (`smile` when there is one) for two classes.
     pub fn report(&self, classes: &[String]) -> String {
@@ -92,6 +72,7 @@ impl Evaluation {
         text
     }
 
+    /// `confusion.csv`: a header of predicted classes, one row per true class.
     pub fn write_confusion_csv(&self, path: &Path, classes: &[String]) -> Result<()> {
         let mut csv = format!("true\\predicted,{}\n", classes.join(","));
         for (c, row) in classes.iter().zip(&self.confusion) {

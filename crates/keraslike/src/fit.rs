@@ -182,7 +182,7 @@ where
                     out.display(),
                     options.epochs
                 );
-                let mut history = History::load_or_empty(&history_path(out))?;
+                let mut history: History = History::load_or_empty(&history_path(out))?;
                 history.epochs.retain(|r| r.epoch <= epoch);
                 return Ok(Fitted {
                     model: trained,
@@ -201,7 +201,7 @@ where
             None
         }
     };
-    let mut history = match start {
+    let mut history: History = match start {
         Some(_) => History::load_or_empty(&history_path(out))?,
         None => History::default(),
     };
@@ -249,7 +249,7 @@ where
     let interrupter = Interrupter::new();
     {
         let interrupter = interrupter.clone();
-        crate::interrupt::on_request(move || interrupter.stop(Some("interrupted (Ctrl-C)")));
+        cli::interrupt::on_request(move || interrupter.stop(Some("interrupted (Ctrl-C)")));
     }
     let shared = Arc::new(Mutex::new(history));
     let on_terminal = std::io::stdout().is_terminal();

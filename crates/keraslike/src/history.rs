@@ -1,12 +1,120 @@
-//! Keras's `History`: one row of metrics per epoch, saved as `history.csv` and drawn as the
-//! course's two matplotlib figures (`loss.png`, `acc.png`).
+//! Keras's `History`: one row of metrics per epoch, saved as CSV and drawn as the course's
+//! matplotlib figures. One type serves `fit` ([`EpochRecord`]: `history.csv`, `loss.png`,
+//! `acc.png`) and the DCGAN (`gan::GanEpoch`: `losses.csv`, `loss.png`); a [`Record`]
+//! says what one row holds.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use dataset::output::{Curve, LineChart, write_atomic, write_line_chart};
+use cli::{Curve, LineChart, write_line_chart};
+use dataset::output::write_atomic;
 
-/// One epoch's metrics; accuracies are fractions, as Keras reports them.
+/// One epoch's row of a [`History`].
+pub trait Record: Sized {
+    /// The CSV file's name in the run folder.
+    const FILE: &'static str;
+    /// The CSV header: `epoch` first, then the row's numbers.
+    const HEADER: &'static str;
+    /// 1-based, counting epochs of earlier runs this one resumed.
+    fn epoch(&self) -> usize;
+    /// The row's CSV line (no newline).
+    fn to_row(&self) -> String;
+    /// A row from its CSV fields (as many as the header has); `Err` names the field.
+    fn from_fields(fields: &[&str]) -> std::result::Result<Self, String>;
+    /// The figures drawn from a history: file name and chart.
+    fn charts(history: &History<Self>) -> Vec<(&'static str, LineChart)>;
+}
+
+/// The epochs so far, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History<R = EpochRecord> {
+    pub epochs: Vec<R>,
+}
+
+impl<R> Default for History<R> {
+    fn default() -> Self {
+        Self { epochs: Vec::new() }
+    }
+}
+
+impl<R: Record> History<R> {
+    pub fn to_csv(&self) -> String {
+        let mut out = format!("{}\n", R::HEADER);
+        for r in &self.epochs {
+            out += &r.to_row();
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn parse_csv(text: &str, origin: &str) -> Result<Self> {
+        let mut lines = text.lines();
+        if lines.next().map(str::trim) != Some(R::HEADER) {
+            bail!(
+                "{origin}: not a history file (expected the header {})",
+                R::HEADER
+            );
+        }
+        let columns = R::HEADER.split(',').count();
+        let mut epochs = Vec::new();
+        for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let row = || format!("{origin}: line {}", i + 2);
+            if fields.len() != columns {
+                bail!(
+                    "{}: expected {columns} fields, found {}",
+                    row(),
+                    fields.len()
+                );
+            }
+            epochs.push(R::from_fields(&fields).map_err(|e| anyhow::anyhow!("{}: {e}", row()))?);
+        }
+        Ok(Self { epochs })
+    }
+
+    /// The history saved at `path`, or an empty one when there is none.
+    pub fn load_or_empty(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse_csv(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
+        }
+    }
+
+    /// Writes the CSV and the figures into `dir`. A chart that cannot be drawn (no font
+    /// on the machine) is a warning: the CSV holds the same numbers.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(R::FILE), self.to_csv().as_bytes())?;
+        for (file, chart) in R::charts(self) {
+            if let Err(e) = write_line_chart(&dir.join(file), &chart) {
+                eprintln!("warning: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// One curve of the figures: `value` per epoch.
+    pub fn curve(&self, label: &str, value: impl Fn(&R) -> f64) -> Curve {
+        Curve {
+            label: label.to_string(),
+            points: self
+                .epochs
+                .iter()
+                .map(|r| (r.epoch() as f64, value(r)))
+                .collect(),
+        }
+    }
+}
+
+/// Parses CSV field `k` (0-based) as a number.
+pub fn number<T: std::str::FromStr>(fields: &[&str], k: usize) -> std::result::Result<T, String> {
+    fields
+        .get(k)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| format!("field {} is not a number", k + 1))
+}
+
+/// One epoch's metrics of `fit`; accuracies are fractions, as Keras reports them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochRecord {
     /// 1-based, counting epochs of earlier runs this one resumed.
@@ -29,110 +137,56 @@ impl EpochRecord {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    pub epochs: Vec<EpochRecord>,
-}
+impl Record for EpochRecord {
+    const FILE: &'static str = "history.csv";
+    const HEADER: &'static str = "epoch,loss,acc,val_loss,val_acc,seconds";
 
-const HEADER: &str = "epoch,loss,acc,val_loss,val_acc,seconds";
-
-impl History {
-    pub fn to_csv(&self) -> String {
-        let mut out = format!("{HEADER}\n");
-        for r in &self.epochs {
-            out += &format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{:.2}\n",
-                r.epoch, r.loss, r.acc, r.val_loss, r.val_acc, r.seconds
-            );
-        }
-        out
+    fn epoch(&self) -> usize {
+        self.epoch
     }
 
-    pub fn parse_csv(text: &str, origin: &str) -> Result<Self> {
-        let mut lines = text.lines();
-        if lines.next().map(str::trim) != Some(HEADER) {
-            bail!("{origin}: not a history file (expected the header {HEADER})");
-        }
-        let mut epochs = Vec::new();
-        for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let fields: Vec<&str> = line.split(',').collect();
-            let row = || format!("{origin}: line {}", i + 2);
-            if fields.len() != 6 {
-                bail!("{}: expected 6 fields, found {}", row(), fields.len());
+    fn to_row(&self) -> String {
+        format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.2}",
+            self.epoch, self.loss, self.acc, self.val_loss, self.val_acc, self.seconds
+        )
+    }
+
+    fn from_fields(f: &[&str]) -> std::result::Result<Self, String> {
+        Ok(Self {
+            epoch: number(f, 0)?,
+            loss: number(f, 1)?,
+            acc: number(f, 2)?,
+            val_loss: number(f, 3)?,
+            val_acc: number(f, 4)?,
+            seconds: number(f, 5)?,
+        })
+    }
+
+    /// The course's figures: `plt.plot(history['loss']); plt.plot(history['val_loss'])`,
+    /// and the same for accuracy.
+    fn charts(history: &History<Self>) -> Vec<(&'static str, LineChart)> {
+        let chart = |title: &str, y_label: &str, train: fn(&Self) -> f64, val: fn(&Self) -> f64| {
+            LineChart {
+                title: title.into(),
+                x_label: "epoch".into(),
+                y_label: y_label.into(),
+                curves: vec![
+                    history.curve("train", train),
+                    history.curve("validation", val),
+                ],
             }
-            let num = |k: usize| -> Result<f64> {
-                fields[k]
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{}: field {} is not a number", row(), k + 1))
-            };
-            epochs.push(EpochRecord {
-                epoch: fields[0].trim().parse().with_context(row)?,
-                loss: num(1)?,
-                acc: num(2)?,
-                val_loss: num(3)?,
-                val_acc: num(4)?,
-                seconds: num(5)?,
-            });
-        }
-        Ok(Self { epochs })
-    }
-
-    /// The history saved in `dir`, or an empty one when there is none.
-    pub fn load_or_empty(path: &Path) -> Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse_csv(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
-        }
-    }
-
-    /// Writes `history.csv`, `loss.png` and `acc.png` into `dir`. A chart that cannot be
-    /// drawn (no font on the machine) is a warning: the CSV holds the same numbers.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let csv = dir.join("history.csv");
-        write_atomic(&csv, self.to_csv().as_bytes())?;
-        for (file, chart) in [
-            ("loss.png", self.loss_chart()),
-            ("acc.png", self.acc_chart()),
-        ] {
-            if let Err(e) = write_line_chart(&dir.join(file), &chart) {
-                eprintln!("warning: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    fn series(&self, label: &str, f: impl Fn(&EpochRecord) -> f64) -> Curve {
-        Curve {
-            label: label.to_string(),
-            points: self.epochs.iter().map(|r| (r.epoch as f64, f(r))).collect(),
-        }
-    }
-
-    /// The course's figure: `plt.plot(history['loss']); plt.plot(history['val_loss'])`.
-    pub fn loss_chart(&self) -> LineChart {
-        LineChart {
-            title: "model loss".into(),
-            x_label: "epoch".into(),
-            y_label: "loss".into(),
-            curves: vec![
-                self.series("train", |r| r.loss),
-                self.series("validation", |r| r.val_loss),
-            ],
-        }
-    }
-
-    pub fn acc_chart(&self) -> LineChart {
-        LineChart {
-            title: "model accuracy".into(),
-            x_label: "epoch".into(),
-            y_label: "accuracy".into(),
-            curves: vec![
-                self.series("train", |r| r.acc),
-                self.series("validation", |r| r.val_acc),
-            ],
-        }
+        };
+        vec![
+            (
+                "loss.png",
+                chart("model loss", "loss", |r| r.loss, |r| r.val_loss),
+            ),
+            (
+                "acc.png",
+                chart("model accuracy", "accuracy", |r| r.acc, |r| r.val_acc),
+            ),
+        ]
     }
 }
 
@@ -153,21 +207,27 @@ mod tests {
 
     #[test]
     fn csv_round_trips() {
-        let history = History {
+        let history: History = History {
             epochs: vec![record(1), record(2)],
         };
         let text = history.to_csv();
         assert!(text.starts_with("epoch,loss,acc,val_loss,val_acc"));
-        assert_eq!(History::parse_csv(&text, "h").unwrap(), history);
+        assert_eq!(
+            History::<EpochRecord>::parse_csv(&text, "h").unwrap(),
+            history
+        );
     }
 
     #[test]
     fn bad_csv_names_the_file_and_line() {
-        let err = History::parse_csv(&format!("{HEADER}\n1,0.5,x,0.1,0.2,3\n"), "h.csv")
-            .unwrap_err()
-            .to_string();
+        let err = History::<EpochRecord>::parse_csv(
+            &format!("{}\n1,0.5,x,0.1,0.2,3\n", EpochRecord::HEADER),
+            "h.csv",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("h.csv: line 2"), "{err}");
-        assert!(History::parse_csv("a,b\n", "h.csv").is_err());
+        assert!(History::<EpochRecord>::parse_csv("a,b\n", "h.csv").is_err());
     }
 
     #[test]
@@ -177,16 +237,16 @@ mod tests {
             epochs: vec![record(1), record(2), record(3)],
         };
         history.save(dir.path()).unwrap();
-        let back = History::load_or_empty(&dir.path().join("history.csv")).unwrap();
+        let back = History::<EpochRecord>::load_or_empty(&dir.path().join("history.csv")).unwrap();
         assert_eq!(back.epochs.len(), 3);
         assert!(
-            History::load_or_empty(&dir.path().join("none.csv"))
+            History::<EpochRecord>::load_or_empty(&dir.path().join("none.csv"))
                 .unwrap()
                 .epochs
                 .is_empty()
         );
         let drawn = dir.path().join("loss.png").exists() && dir.path().join("acc.png").exists();
-        assert_eq!(drawn, dataset::output::font_available());
+        assert_eq!(drawn, cli::font_available());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! chosen at run time.
 
 pub mod backend;
-pub mod conv;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
@@ -11,7 +10,6 @@ pub mod gan;
 pub mod guard;
 pub mod history;
 pub mod initializers;
-pub mod interrupt;
 pub mod kernels;
 pub mod loader;
 pub mod model;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::module::Module;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use commands::DataArgs;
 use commands::face::FaceArgs;
@@ -95,19 +95,8 @@ enum Command {
     Backends,
 }
 
-/// The command line with negative numbers taken as values (`--lr -1` reaches the range
-/// check and its message rather than clap's "unexpected argument '-1'").
-fn parse_cli() -> Cli {
-    fn allow_negative(cmd: clap::Command) -> clap::Command {
-        cmd.allow_negative_numbers(true)
-            .mut_subcommands(allow_negative)
-    }
-    let matches = allow_negative(Cli::command()).get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
 fn main() {
-    let result = match parse_cli().command {
+    let result = match cli::args::parse::<Cli>().command {
         Command::Summary { config, backend } => summary(&config, backend),
         Command::Mnist(args) => commands::mnist::run(args),
         Command::Face(args) => commands::face::run(args),
@@ -143,7 +132,7 @@ fn main() {
         }
     };
     if let Err(e) = result {
-        if let Some(stopped) = e.downcast_ref::<keraslike::interrupt::Interrupted>() {
+        if let Some(stopped) = e.downcast_ref::<cli::interrupt::Interrupted>() {
             eprintln!("{stopped}");
             std::process::exit(130);
         }

@@ -204,7 +204,9 @@ impl Sequential {
         let mut flow = Flow::Image(x);
         for layer in &self.layers[..n] {
             flow = match (layer, flow) {
-                (Layer::Conv2d(m), Flow::Image(x)) => Flow::Image(crate::conv::conv2d(m, x)),
+                (Layer::Conv2d(m), Flow::Image(x)) => {
+                    Flow::Image(crate::kernels::conv2d::conv2d(m, x))
+                }
                 (Layer::MaxPool2d(m), Flow::Image(x)) => Flow::Image(
                     crate::kernels::flex::max_pool2d(m, &x).unwrap_or_else(|| m.forward(x)),
                 ),

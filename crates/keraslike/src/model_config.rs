@@ -60,21 +60,23 @@ impl Pair {
     }
 }
 
-fn one() -> Pair {
+/// Keras's Conv2D `strides` default, (1, 1): every position.
+fn keras_conv_strides() -> Pair {
     Pair::One(1)
 }
 
-fn yes() -> bool {
+/// Keras's `use_bias` default for Conv2D and Dense.
+fn keras_use_bias() -> bool {
     true
 }
 
 /// Keras's `kernel_initializer` default for Conv2D and Dense.
-fn glorot_uniform() -> Initializer {
+fn keras_kernel_initializer() -> Initializer {
     Initializer::GlorotUniform
 }
 
 /// Keras's `bias_initializer` default.
-fn zeros() -> Initializer {
+fn keras_bias_initializer() -> Initializer {
     Initializer::Zeros
 }
 
@@ -85,17 +87,17 @@ pub enum LayerConfig {
     Conv2D {
         filters: usize,
         kernel_size: Pair,
-        #[serde(default = "one")]
+        #[serde(default = "keras_conv_strides")]
         strides: Pair,
         #[serde(default)]
         padding: Padding,
         #[serde(default)]
         activation: Activation,
-        #[serde(default = "yes")]
+        #[serde(default = "keras_use_bias")]
         use_bias: bool,
-        #[serde(default = "glorot_uniform")]
+        #[serde(default = "keras_kernel_initializer")]
         kernel_initializer: Initializer,
-        #[serde(default = "zeros")]
+        #[serde(default = "keras_bias_initializer")]
         bias_initializer: Initializer,
     },
     MaxPooling2D {
@@ -110,21 +112,21 @@ pub enum LayerConfig {
         units: usize,
         #[serde(default)]
         activation: Activation,
-        #[serde(default = "yes")]
+        #[serde(default = "keras_use_bias")]
         use_bias: bool,
-        #[serde(default = "glorot_uniform")]
+        #[serde(default = "keras_kernel_initializer")]
         kernel_initializer: Initializer,
-        #[serde(default = "zeros")]
+        #[serde(default = "keras_bias_initializer")]
         bias_initializer: Initializer,
     },
     Dropout {
         rate: f64,
     },
     BatchNormalization {
-        #[serde(default = "default_epsilon")]
+        #[serde(default = "keras_bn_epsilon")]
         epsilon: f64,
         /// Keras's momentum: the weight of the old running average.
-        #[serde(default = "default_momentum")]
+        #[serde(default = "keras_bn_momentum")]
         momentum: f64,
     },
     Activation {
@@ -132,11 +134,12 @@ pub enum LayerConfig {
     },
 }
 
-fn default_epsilon() -> f64 {
+/// Keras's BatchNormalization defaults (`epsilon`, `momentum`).
+fn keras_bn_epsilon() -> f64 {
     1e-3
 }
 
-fn default_momentum() -> f64 {
+fn keras_bn_momentum() -> f64 {
     0.99
 }
 

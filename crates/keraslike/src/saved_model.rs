@@ -9,26 +9,13 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use clap::ValueEnum;
-use dataset::digit_image;
-use dataset::image_folder::decode_file;
+use dataset::image_input::{self, Preprocess};
 use dataset::output::write_atomic;
-use dataset::{ColorMode, FolderOptions, Interpolation};
+use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape, Interpolation};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Sequential;
 use crate::model_config::ModelConfig;
-
-/// How `predict` turns an image file into the model's input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preprocess {
-    /// MNIST-style: grey, white digit on black, fitted into 20×20 and centred in 28×28
-    /// (see `dataset::digit_image`).
-    Digits,
-    /// Keras's `load_img(target_size=...)`: resized to the input size, grey or RGB by the
-    /// input's channels.
-    Resize,
-}
 
 /// How images are resized to the model's input (`face --interpolation`; Keras's
 /// `flow_from_directory(interpolation=...)`), kept with the model so that `evaluate` and
@@ -57,16 +44,22 @@ impl Resample {
     }
 }
 
-/// The data set a model was trained on, so `evaluate` finds its test set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataSource {
-    Mnist,
-    Fashion,
-    /// An image folder with `train/` and `test/`.
-    Folder {
+/// Cards once wrote an image folder as `[source.folder] path = "DIR"`; they still load.
+fn source<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DatasetChoice, D::Error> {
+    #[derive(Deserialize)]
+    struct FolderTable {
         path: PathBuf,
-    },
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Choice(DatasetChoice),
+        Table { folder: FolderTable },
+    }
+    Ok(match Written::deserialize(d)? {
+        Written::Choice(choice) => choice,
+        Written::Table { folder } => DatasetChoice::Folder(folder.path),
+    })
 }
 
 /// Everything but the weights.
@@ -78,7 +71,9 @@ pub struct ModelCard {
     /// How [`Preprocess::Resize`] resizes.
     #[serde(default = "Resample::unrecorded")]
     pub interpolation: Resample,
-    pub source: DataSource,
+    /// The data set it was trained on, so that `evaluate` finds its test set.
+    #[serde(deserialize_with = "source")]
+    pub source: DatasetChoice,
     pub model: ModelConfig,
 }
 
@@ -175,21 +170,19 @@ pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
 impl ModelCard {
     /// The model's input for image file `path`: (C, H, W) values in [0, 1].
     pub fn image_input(&self, path: &Path) -> Result<Vec<f32>> {
-        let [c, h, w] = self.model.input;
-        match self.preprocess {
-            Preprocess::Digits => {
-                if [c, h, w] != [1, 28, 28] {
-                    bail!(
-                        "digit preprocessing needs a [1, 28, 28] input, the model has {c}×{h}×{w}"
-                    );
-                }
-                Ok(digit_image::mnist_input(path)?)
-            }
-            Preprocess::Resize => {
-                let (pixels, _) = decode_file(path, &self.folder_options())?;
-                Ok(pixels.into_iter().map(|p| p as f32 / 255.0).collect())
-            }
-        }
+        let [channels, height, width] = self.model.input;
+        let shape = ImageShape {
+            channels,
+            height,
+            width,
+        };
+        let interpolation = self.interpolation.interpolation();
+        Ok(image_input::read(
+            path,
+            shape,
+            self.preprocess,
+            interpolation,
+        )?)
     }
 
     /// How images are read for this model: resized to its input with its interpolation,
@@ -225,7 +218,7 @@ mod tests {
             classes: vec!["nonsmile".into(), "smile".into()],
             preprocess: Preprocess::Resize,
             interpolation: Resample::Nearest,
-            source: DataSource::Mnist,
+            source: DatasetChoice::Mnist,
             model,
         }
     }
@@ -248,6 +241,21 @@ mod tests {
             .unwrap();
         let b = back.forward(x).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn cards_name_their_data_set_as_the_command_line_does() {
+        let mut card = small_card();
+        card.source = DatasetChoice::Folder("/faces".into());
+        let text = toml::to_string(&card).unwrap();
+        assert!(text.contains(r#"source = "folder:/faces""#), "{text}");
+        // The table form earlier cards used still loads.
+        let old = format!(
+            "{}\n[source.folder]\npath = \"/faces\"\n",
+            text.replace(r#"source = "folder:/faces""#, "")
+        );
+        let back: ModelCard = toml::from_str(&old).unwrap();
+        assert_eq!(back.source, card.source);
     }
 
     #[test]

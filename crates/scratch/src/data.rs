@@ -2,10 +2,7 @@
 //! channels-last (row, column, channel) order.
 
 use crate::spec::InputShape;
-use dataset::{
-    DataDir, DatasetChoice, FolderOptions, ImageFolder, ImageShape, LabelledImages, MnistKind,
-    Split,
-};
+use dataset::{DataDir, DatasetChoice, ImageShape, LabelledImages, Split};
 use std::ops::Range;
 
 use ndarray::{Array2, ArrayViewMut2, Axis};
@@ -27,17 +24,11 @@ impl Samples {
     pub fn from_images(images: &LabelledImages) -> Self {
         let features = images.shape.len();
         let c = images.shape.channels;
-        let plane = images.shape.height * images.shape.width;
         // The data sets store planes (C, H, W); convolutions here want (H, W, C).
         let mut bytes = Array2::zeros((images.len(), features));
         for (mut row, i) in bytes.axis_iter_mut(Axis(0)).zip(0..images.len()) {
-            let chw = images.image(i);
             let row = row.as_slice_mut().expect("row-major");
-            for (p, pixel) in row.chunks_exact_mut(c).enumerate() {
-                for (ch, v) in pixel.iter_mut().enumerate() {
-                    *v = chw[ch * plane + p];
-                }
-            }
+            planes_to_channels_last(images.image(i), c, row);
         }
         Self::from_bytes(
             bytes,
@@ -147,6 +138,17 @@ impl Samples {
     }
 }
 
+/// One image's (C, H, W) planes `chw` as (H, W, C) into `hwc`, the order of this crate's
+/// inputs.
+pub fn planes_to_channels_last<T: Copy>(chw: &[T], channels: usize, hwc: &mut [T]) {
+    let plane = chw.len() / channels.max(1);
+    for (p, pixel) in hwc.chunks_exact_mut(channels).enumerate() {
+        for (ch, v) in pixel.iter_mut().enumerate() {
+            *v = chw[ch * plane + p];
+        }
+    }
+}
+
 /// A pixel byte as a network input in [0, 1].
 pub fn to_unit(b: u8) -> f32 {
     b as f32 / 255.0
@@ -163,38 +165,13 @@ fn bytemuck_f32(v: &[f32]) -> &[u8] {
 /// same size. Image folders come class by class; they are shuffled once (fixed seed) so
 /// that `--train-limit N` keeps a mix of classes.
 pub fn load_split(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<Split> {
-    let split = load_in_file_order(choice, dirs)?;
+    let split = choice.load(dirs)?;
     Ok(match choice {
         DatasetChoice::Mnist | DatasetChoice::Fashion => split,
         DatasetChoice::Cifar10 | DatasetChoice::Folder(_) => Split {
             train: split.train.shuffled(1),
             test: split.test.shuffled(2),
         },
-    })
-}
-
-fn load_in_file_order(choice: &DatasetChoice, dirs: &DataDir) -> anyhow::Result<Split> {
-    Ok(match choice {
-        DatasetChoice::Mnist => dataset::mnist::load(MnistKind::Digits, dirs)?,
-        DatasetChoice::Fashion => dataset::mnist::load(MnistKind::Fashion, dirs)?,
-        DatasetChoice::Cifar10 => dataset::cifar::load(dirs)?,
-        DatasetChoice::Folder(dir) => {
-            let open = |split: &str| -> anyhow::Result<LabelledImages> {
-                Ok(ImageFolder::open(&dir.join(split), FolderOptions::default())?.load_all()?)
-            };
-            let (train, test) = (open("train")?, open("test")?);
-            if train.classes != test.classes || train.shape != test.shape {
-                anyhow::bail!(
-                    "{}: train/ has classes {:?} of {:?} images, test/ has {:?} of {:?}",
-                    dir.display(),
-                    train.classes,
-                    train.shape,
-                    test.classes,
-                    test.shape
-                );
-            }
-            Split { train, test }
-        }
     })
 }
 

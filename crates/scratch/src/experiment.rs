@@ -26,13 +26,9 @@ pub struct Overrides {
 /// `flag` (`--dataset`), else `fallback` (a config's or weights file's), else MNIST.
 pub fn dataset_choice(
     flag: Option<&DatasetChoice>,
-    fallback: Option<&str>,
-) -> Result<DatasetChoice> {
-    match (flag, fallback) {
-        (Some(d), _) => Ok(d.clone()),
-        (None, Some(name)) => name.parse().map_err(anyhow::Error::msg),
-        (None, None) => Ok(DatasetChoice::Mnist),
-    }
+    fallback: Option<&DatasetChoice>,
+) -> DatasetChoice {
+    flag.or(fallback).cloned().unwrap_or(DatasetChoice::Mnist)
 }
 
 /// A config with the command line's overrides applied.
@@ -85,8 +81,7 @@ impl Experiment {
             bail!("{origin}: [train] lr_decay = {decay} must be in (0, 1]");
         }
         Ok(Self {
-            dataset: dataset_choice(overrides.dataset.as_ref(), cfg.train.dataset.as_deref())
-                .with_context(|| format!("{origin}: [train] dataset"))?,
+            dataset: dataset_choice(overrides.dataset.as_ref(), cfg.train.dataset.as_ref()),
             epochs,
             seed: overrides.seed.unwrap_or(cfg.train.seed),
             batch_size,

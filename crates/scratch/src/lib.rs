@@ -5,6 +5,7 @@
 //! pooling, any network described by a TOML config.
 
 pub mod augment;
+pub mod compare;
 pub mod data;
 pub mod experiment;
 pub mod gates;

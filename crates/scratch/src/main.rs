@@ -2,21 +2,20 @@
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use dataset::DataDir;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
+use cli::interrupt::Interrupted;
 use dataset::DatasetChoice;
-use dataset::digit_image;
-use dataset::output::{Curve, LineChart};
-use scratch::data::{Samples, load_split};
+use dataset::image_input::{self, Preprocess};
+use dataset::{ImageShape, Interpolation};
+use scratch::data::{Samples, load_split, planes_to_channels_last};
 use scratch::experiment::{
     Experiment, Overrides, check_data, check_fits, check_out, dataset_choice,
 };
@@ -25,7 +24,7 @@ use scratch::network::{Kernels, Network, argmax};
 use scratch::spec::{Architecture, ExperimentConfig, InputShape, LayerSpec};
 use scratch::train::{EpochStats, accuracy, confusion_matrix, train};
 use scratch::weights_file::{self, Provenance};
-use scratch::{gates, optimizer};
+use scratch::{compare, gates, optimizer};
 
 /// Training allocates and frees multi-megabyte activations every step. glibc's malloc
 /// returns such blocks to the kernel at once, so each step paid page faults and page
@@ -83,7 +82,7 @@ struct DataArgs {
 
 impl DataArgs {
     /// `--dataset`, else `fallback` (a config's or weights file's), else MNIST.
-    fn choice(&self, fallback: Option<&str>) -> Result<DatasetChoice> {
+    fn choice(&self, fallback: Option<&DatasetChoice>) -> DatasetChoice {
         dataset_choice(self.dataset.as_ref(), fallback)
     }
 
@@ -100,11 +99,10 @@ impl DataArgs {
     ) -> Result<(Samples, Samples)> {
         let dirs = DataDir::new(self.data_dir.clone()).with_download(!self.offline);
         let split = load_split(choice, &dirs)?;
-        let keep = |images: dataset::LabelledImages, limit: Option<usize>| match limit {
-            Some(n) => images.truncate(n),
-            None => images,
-        };
-        let (train, test) = (keep(split.train, train_limit), keep(split.test, test_limit));
+        let (train, test) = (
+            split.train.limited(train_limit),
+            split.test.limited(test_limit),
+        );
         Ok((Samples::from_images(&train), Samples::from_images(&test)))
     }
 }
@@ -265,20 +263,8 @@ struct CompareArgs {
     out: PathBuf,
 }
 
-/// The command line with negative numbers taken as values (`--lr -1` reaches the range
-/// check and its message rather than clap's "unexpected argument '-1'").
-fn parse_cli() -> Cli {
-    fn allow_negative(cmd: clap::Command) -> clap::Command {
-        cmd.allow_negative_numbers(true)
-            .mut_subcommands(allow_negative)
-    }
-    let matches = allow_negative(Cli::command()).get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
 fn main() {
-    let cli = parse_cli();
-    let result = match cli.command {
+    let result = match cli::args::parse::<Cli>().command {
         Command::Gates => {
             print!("{}", gates::truth_tables());
             Ok(())
@@ -290,6 +276,10 @@ fn main() {
         Command::Compare(a) => compare(a),
     };
     if let Err(e) = result {
+        if let Some(stopped) = e.downcast_ref::<Interrupted>() {
+            eprintln!("{stopped}");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -309,11 +299,7 @@ fn predict(args: PredictArgs) -> Result<()> {
     let names = class_names(&prov, net.arch.classes);
     if let Some(path) = &args.image {
         let input = net.arch.input;
-        let pixels = if input == InputShape::MNIST {
-            digit_image::mnist_input(path)?
-        } else {
-            image_input(path, input)?
-        };
+        let pixels = image_input(path, input)?;
         let x = Array2::from_shape_vec((1, input.features()), pixels).expect("one input row");
         let probs = softmax_rows(&net.predict(&x, Mode::Eval));
         let p = probs.as_slice().expect("row-major");
@@ -323,7 +309,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let choice = args.data.choice(prov.dataset.as_ref());
     let (_, test) = args.data.load(&choice)?;
     check_fits(&net, &test, args.net.weights.as_deref())?;
     if test.is_empty() {
@@ -356,17 +342,27 @@ fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Any image as an input of `shape`: resized (bilinear), grey or RGB, channels-last, /255.
+/// An image file as an input of `shape`, channels-last: a digit made MNIST-like for the
+/// MNIST shape, anything else converted to grey or RGB and resized (bilinear).
 fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
-    let img = dataset::image_file::open(path)?;
-    let (w, h) = (shape.width as u32, shape.height as u32);
-    let resized = img.resize_exact(w, h, image::imageops::FilterType::Triangle);
-    let bytes = match shape.channels {
-        1 => resized.to_luma8().into_raw(),
-        3 => resized.to_rgb8().into_raw(),
-        c => bail!("the network takes {c}-channel images; only 1 and 3 can be read from files"),
+    let preprocess = if shape == InputShape::MNIST {
+        Preprocess::Digits
+    } else {
+        Preprocess::Resize
     };
-    Ok(bytes.into_iter().map(|b| b as f32 / 255.0).collect())
+    let planes = image_input::read(
+        path,
+        ImageShape {
+            channels: shape.channels,
+            height: shape.height,
+            width: shape.width,
+        },
+        preprocess,
+        Interpolation::Bilinear,
+    )?;
+    let mut input = vec![0.0; planes.len()];
+    planes_to_channels_last(&planes, shape.channels, &mut input);
+    Ok(input)
 }
 
 /// One line of standard input (at most 1 KiB of it), prompting on a terminal.
@@ -398,7 +394,7 @@ fn shown(text: &str) -> String {
 
 fn loss(args: LossArgs) -> Result<()> {
     let (mut net, prov) = args.net.network()?;
-    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let choice = args.data.choice(prov.dataset.as_ref());
     let (train, _) = args.data.load(&choice)?;
     check_fits(&net, &train, args.net.weights.as_deref())?;
     if args.batch_size == 0 || args.batch_size > train.len() {
@@ -414,14 +410,6 @@ fn loss(args: LossArgs) -> Result<()> {
         args.batch_size
     );
     Ok(())
-}
-
-fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
-    Ok(stop)
 }
 
 fn print_epoch(name: Option<&str>, e: &EpochStats, of: usize) {
@@ -450,7 +438,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .map(|p| weights_file::load_with(p, args.run.kernels.into()))
         .transpose()?;
     let dataset = match (&resumed, &args.run.data.dataset) {
-        (Some((_, prov)), None) => args.run.data.choice(prov.dataset.as_deref())?,
+        (Some((_, prov)), None) => args.run.data.choice(prov.dataset.as_ref()),
         _ => exp.dataset.clone(),
     };
     let (train_set, test_set) =
@@ -502,14 +490,14 @@ fn train_command(args: TrainArgs) -> Result<()> {
         train_set.len(),
         test_set.len()
     );
-    let stop = ctrl_c_flag()?;
+    let stop = cli::interrupt::flag();
     let outcome = train(
         &mut net,
         opt.as_mut(),
         &train_set,
         &test_set,
         &exp.options(done, std::io::stderr().is_terminal()),
-        &stop,
+        stop,
         |e| print_epoch(None, e, done + exp.epochs),
     );
     let epochs_done = done + outcome.epochs.len();
@@ -527,16 +515,16 @@ fn train_command(args: TrainArgs) -> Result<()> {
         &net,
         &Provenance {
             epochs: epochs_done,
-            dataset: Some(dataset.to_string()),
+            dataset: Some(dataset.clone()),
             classes: train_set.classes.clone(),
         },
     )?;
     if outcome.interrupted {
-        eprintln!(
-            "interrupted: saved the weights after {epochs_done} complete epochs (and the partial one) to {}",
+        return Err(Interrupted(format!(
+            "saved the weights after {epochs_done} complete epochs (and the partial one) to {}",
             out.display()
-        );
-        std::process::exit(130);
+        ))
+        .into());
     }
     println!("saved weights to {}", out.display());
     Ok(())
@@ -544,7 +532,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let (mut net, prov) = weights_file::load(&args.weights)?;
-    let choice = args.data.choice(prov.dataset.as_deref())?;
+    let choice = args.data.choice(prov.dataset.as_ref());
     let (_, test) = args.data.load(&choice)?;
     check_fits(&net, &test, Some(&args.weights))?;
     if test.is_empty() {
@@ -559,21 +547,11 @@ fn eval(args: EvalArgs) -> Result<()> {
         test.len()
     );
     println!("confusion matrix (rows: true class, columns: predicted)");
-    let m = confusion_matrix(&mut net, &test);
-    let names = class_names(&prov, net.arch.classes);
-    let width = names.iter().map(|n| n.len()).max().unwrap_or(1).max(5) + 1;
-    print!("{:>width$}", "");
-    for name in &names {
-        print!("{name:>width$}");
-    }
-    println!();
-    for (name, row) in names.iter().zip(&m) {
-        print!("{name:>width$}");
-        for v in row {
-            print!("{v:>width$}");
-        }
-        println!();
-    }
+    let matrix = confusion_matrix(&mut net, &test);
+    print!(
+        "{}",
+        cli::table::confusion(&class_names(&prov, net.arch.classes), &matrix)
+    );
     Ok(())
 }
 
@@ -607,9 +585,9 @@ fn compare(args: CompareArgs) -> Result<()> {
         .map(|exp| exp.architecture(&data_of(exp).0))
         .collect::<Result<Vec<_>>>()?;
 
-    let stop = ctrl_c_flag()?;
-    let mut csv = String::from("config,epoch,loss,train_acc,test_acc,seconds\n");
-    let mut results: Vec<(String, Vec<EpochStats>)> = Vec::new();
+    let stop = cli::interrupt::flag();
+    let mut runs = Vec::new();
+    let mut interrupted = false;
     for (exp, arch) in experiments.iter().zip(&archs) {
         let (train_set, test_set) = data_of(exp);
         println!(
@@ -628,7 +606,7 @@ fn compare(args: CompareArgs) -> Result<()> {
             train_set,
             test_set,
             &exp.options(0, std::io::stderr().is_terminal()),
-            &stop,
+            stop,
             |e| print_epoch(Some(&exp.name), e, exp.epochs),
         );
         if let Some(epoch) = outcome.diverged {
@@ -637,53 +615,19 @@ fn compare(args: CompareArgs) -> Result<()> {
                 exp.name
             );
         }
-        for e in &outcome.epochs {
-            csv.push_str(&format!(
-                "{},{},{},{},{},{:.3}\n",
-                exp.name, e.epoch, e.loss, e.train_accuracy, e.test_accuracy, e.seconds
-            ));
-        }
-        results.push((exp.name.clone(), outcome.epochs));
-        if outcome.interrupted {
-            eprintln!("interrupted: writing the results so far");
+        interrupted = outcome.interrupted;
+        runs.push(compare::Run {
+            name: exp.name.clone(),
+            epochs: outcome.epochs,
+        });
+        if interrupted {
             break;
         }
     }
-    let csv_path = args.out.join("compare.csv");
-    dataset::output::write_atomic(&csv_path, csv.as_bytes())?;
-    let curves = |value: fn(&EpochStats) -> f32| {
-        results
-            .iter()
-            .map(|(name, epochs)| Curve {
-                label: name.clone(),
-                points: epochs
-                    .iter()
-                    .map(|e| (e.epoch as f64, value(e) as f64))
-                    .collect(),
-            })
-            .collect::<Vec<_>>()
-    };
-    let charts = [
-        LineChart {
-            title: "test accuracy".into(),
-            x_label: "epoch".into(),
-            y_label: "accuracy".into(),
-            curves: curves(|e| e.test_accuracy),
-        },
-        LineChart {
-            title: "training loss".into(),
-            x_label: "epoch".into(),
-            y_label: "cross-entropy".into(),
-            curves: curves(|e| e.loss),
-        },
-    ];
-    let png_path = args.out.join("compare.png");
-    match dataset::output::write_line_charts(&png_path, &charts) {
-        Ok(()) => println!("wrote {} and {}", png_path.display(), csv_path.display()),
-        Err(e) => {
-            eprintln!("warning: {e}");
-            println!("wrote {}", csv_path.display());
-        }
+    let wrote = compare::write(&args.out, &runs)?;
+    if interrupted {
+        return Err(Interrupted(format!("{wrote} (the runs so far)")).into());
     }
+    println!("{wrote}");
     Ok(())
 }

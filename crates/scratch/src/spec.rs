@@ -39,7 +39,7 @@ pub enum LayerSpec {
     Conv {
         filters: usize,
         size: usize,
-        #[serde(default = "one")]
+        #[serde(default = "unit_stride")]
         stride: usize,
         #[serde(default)]
         pad: usize,
@@ -69,7 +69,8 @@ pub enum LayerSpec {
     },
 }
 
-fn one() -> usize {
+/// A convolution visits every position unless told otherwise.
+fn unit_stride() -> usize {
     1
 }
 fn bn_momentum() -> f32 {
@@ -303,7 +304,7 @@ pub struct TrainSettings {
     pub seed: u64,
     /// mnist, fashion, cifar10 or folder:DIR (`--dataset` overrides).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
+    pub dataset: Option<dataset::DatasetChoice>,
     /// Multiply the learning rate by this after every epoch (Keras' ExponentialDecay per
     /// epoch; 1 = constant).
     pub lr_decay: f32,

@@ -5,7 +5,6 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -110,7 +109,7 @@ pub fn train(
                 .wrapping_add(epoch as u64),
         );
         order.shuffle(&mut rng);
-        let bar = progress_bar(
+        let bar = cli::progress::epoch_bar(
             options.progress,
             iterations as u64,
             epoch,
@@ -195,20 +194,6 @@ pub fn train(
         interrupted: false,
         diverged: None,
     }
-}
-
-fn progress_bar(enabled: bool, len: u64, epoch: usize, of: usize) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{of}"));
-    bar
 }
 
 /// Fraction of `samples` classified correctly.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use dataset::DatasetChoice;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::network::{Kernels, Network};
@@ -19,7 +20,7 @@ pub struct Provenance {
     /// Epochs trained so far (a resumed run continues from here).
     pub epochs: usize,
     /// The data set it was trained on (`mnist`, `cifar10`, `folder:DIR`), if known.
-    pub dataset: Option<String>,
+    pub dataset: Option<DatasetChoice>,
     /// Class names in label order (empty if unknown).
     pub classes: Vec<String>,
 }
@@ -58,7 +59,7 @@ pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {
     ]);
     let mut metadata = metadata;
     if let Some(d) = &provenance.dataset {
-        metadata.insert("dataset".to_string(), d.clone());
+        metadata.insert("dataset".to_string(), d.to_string());
     }
     let serialized = safetensors::serialize(views, Some(metadata))?;
     dataset::output::write_atomic(path, &serialized)?;
@@ -87,7 +88,11 @@ pub fn load_with(path: &Path, kernels: Kernels) -> Result<(Network, Provenance)>
     )
     .map_err(|e| bad(format!("architecture: {e}")))?;
     let epochs = meta.get("epochs").and_then(|e| e.parse().ok()).unwrap_or(0);
-    let dataset = meta.get("dataset").cloned();
+    let dataset = meta
+        .get("dataset")
+        .map(|d| d.parse::<DatasetChoice>())
+        .transpose()
+        .map_err(|e| bad(format!("dataset: {e}")))?;
     let classes = meta
         .get("classes")
         .and_then(|c| serde_json::from_str(c).ok())
@@ -169,13 +174,13 @@ mod tests {
         let net = Network::new(&arch(), 5).unwrap();
         let prov = Provenance {
             epochs: 3,
-            dataset: Some("mnist".into()),
+            dataset: Some(DatasetChoice::Mnist),
             classes: (0..10).map(|d| d.to_string()).collect(),
         };
         save(&path, &net, &prov).unwrap();
         let (loaded, back) = load(&path).unwrap();
         assert_eq!(back.epochs, 3);
-        assert_eq!(back.dataset.as_deref(), Some("mnist"));
+        assert_eq!(back.dataset, Some(DatasetChoice::Mnist));
         assert_eq!(back.classes, prov.classes);
         assert_eq!(loaded.arch, net.arch);
         for ((n1, t1), (n2, t2)) in net.named_tensors().iter().zip(loaded.named_tensors()) {

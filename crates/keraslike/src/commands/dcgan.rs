@@ -11,6 +11,7 @@ use dataset::{DataDir, DatasetChoice, LabelledImages, MnistKind};
 use keraslike::backend::{self, Backend};
 use keraslike::gan::score::Source;
 use keraslike::gan::{self, GanConfig, Networks, noise};
+use keraslike::history::History;
 use keraslike::model::Sequential;
 
 use super::DataArgs;
@@ -36,7 +37,7 @@ pub struct DcganArgs {
     /// Training images: mnist, fashion, cifar10 or folder:DIR (DIR/<any subfolders>/*;
     /// labels are ignored). Pixels are scaled to [-1, 1].
     #[arg(long, default_value = "mnist")]
-    dataset: String,
+    dataset: DatasetChoice,
     #[command(flatten)]
     data: DataArgs,
     /// Last epoch to train [default: the config's].
@@ -167,12 +168,6 @@ pub fn run(args: DcganArgs) -> Result<()> {
             cfg.batch_size / 2
         );
     }
-    // Checked before anything else, so that a typo costs nothing (one-line error, not
-    // clap's usage text).
-    let data_set: DatasetChoice = args
-        .dataset
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
     let out = args
         .out
         .clone()
@@ -182,7 +177,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         bail!("--resume continues the run in --out and --overwrite replaces it: pass one");
     }
 
-    let (pixels, image) = load_images(&data_set, &args.data, args.train_limit)?;
+    let (pixels, image) = load_images(&args.dataset, &args.data, args.train_limit)?;
     gan::check_image_size(image)?;
     let needs = gan::training_bytes(cfg.latent, image, cfg.refine, cfg.pack, cfg.batch_size);
     dataset::memory::check_fits(
@@ -245,7 +240,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
         cfg: &cfg,
         pixels: &pixels,
         image,
-        dataset: &data_set.to_string(),
+        dataset: &args.dataset,
         out: &out,
         log_every: args.log_every,
     };
@@ -311,7 +306,7 @@ fn resume(out: &Path, cfg: &GanConfig, image: [usize; 3], device: &Device) -> Re
     Ok(Networks {
         generator,
         discriminator,
-        history: gan::training::read_history(&out.join("losses.csv")),
+        history: History::load_or_empty(&out.join("losses.csv"))?,
         epochs_done: card.epochs,
     })
 }

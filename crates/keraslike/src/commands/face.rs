@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
-use dataset::{ColorMode, FolderOptions, ImageShape};
+use dataset::image_input::Preprocess;
+use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape};
 
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher};
@@ -14,7 +15,7 @@ use keraslike::evaluate::evaluate;
 use keraslike::fit::{FitOptions, fit};
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
-use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess, Resample};
+use keraslike::saved_model::{self, ModelCard, Resample};
 
 use super::TrainArgs;
 
@@ -187,7 +188,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         classes: classes.clone(),
         preprocess: Preprocess::Resize,
         interpolation: args.interpolation,
-        source: DataSource::Folder { path: data_root },
+        source: DatasetChoice::Folder(data_root),
         model: config,
     };
     let model_path = out.join("model.bpk");
@@ -209,7 +210,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         out.display()
     );
     if fitted.interrupted {
-        return Err(keraslike::interrupt::Interrupted(
+        return Err(cli::interrupt::Interrupted(
             "the model and history so far were saved; --resume continues".into(),
         )
         .into());

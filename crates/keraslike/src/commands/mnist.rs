@@ -3,25 +3,20 @@
 
 use anyhow::{Result, bail};
 use burn::module::Module;
-use clap::{Args, ValueEnum};
-use dataset::MnistKind;
+use clap::Args;
+use dataset::DatasetChoice;
 
 use dataset::augment::Augmentation;
+use dataset::image_input::Preprocess;
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, ImageBatcher, InMemoryImages};
 use keraslike::evaluate::evaluate;
 use keraslike::fit::fit;
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
-use keraslike::saved_model::{self, DataSource, ModelCard, Preprocess, Resample};
+use keraslike::saved_model::{self, ModelCard, Resample};
 
 use super::{DataArgs, TrainArgs};
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum MnistName {
-    Mnist,
-    Fashion,
-}
 
 #[derive(Args)]
 pub struct MnistArgs {
@@ -33,8 +28,10 @@ pub struct MnistArgs {
     /// Validate and test on the first N test images only.
     #[arg(long)]
     test_limit: Option<usize>,
-    #[arg(long, value_enum, default_value_t = MnistName::Mnist)]
-    dataset: MnistName,
+    /// The images: mnist, fashion, cifar10 or folder:DIR (DIR/train/<class>/*,
+    /// DIR/test/<class>/*, all one size); the config's input must match them.
+    #[arg(long, default_value = "mnist")]
+    dataset: DatasetChoice,
     /// Randomly shift (±10%), rotate (±10°) and zoom (±10%) every training image, anew
     /// each epoch (also `augment = true` under [fit] in the config).
     #[arg(long)]
@@ -51,16 +48,12 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let options = args.train.fit_options(&config)?;
     super::check_training_memory(&config, &infos, options.batch_size)?;
     let out = args.train.out_dir(&name);
-    let (kind, source) = match args.dataset {
-        MnistName::Mnist => (MnistKind::Digits, DataSource::Mnist),
-        MnistName::Fashion => (MnistKind::Fashion, DataSource::Fashion),
-    };
     let train_limit = args.train_limit.or(config.fit.train_limit);
-    let (train, test) = super::load_mnist(kind, &args.data, train_limit, args.test_limit)?;
+    let (train, test) = super::load_split(&args.dataset, &args.data, train_limit, args.test_limit)?;
     let classes = train.classes.clone();
     let shape = train.shape;
     let [c, h, w] = config.input;
-    let files = format!("the {} IDX files", kind.folder());
+    let files = format!("the {} images", args.dataset);
     if (shape.channels, shape.height, shape.width) != (c, h, w) {
         bail!(
             "{files}: training images are {}x{}x{}, the model's input is {c}x{h}x{w}",
@@ -122,9 +115,14 @@ pub fn run(args: MnistArgs) -> Result<()> {
     )?;
     let card = ModelCard {
         classes: classes.clone(),
-        preprocess: Preprocess::Digits,
+        // A photo of a digit (or garment) is made to look like the 28×28 MNIST images;
+        // anything else is resized, as Keras's load_img(target_size=...).
+        preprocess: match args.dataset {
+            DatasetChoice::Mnist | DatasetChoice::Fashion => Preprocess::Digits,
+            DatasetChoice::Cifar10 | DatasetChoice::Folder(_) => Preprocess::Resize,
+        },
         interpolation: Resample::default(),
-        source,
+        source: args.dataset,
         model: config,
     };
     let model_path = out.join("model.bpk");
@@ -150,7 +148,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         out.display()
     );
     if fitted.interrupted {
-        return Err(keraslike::interrupt::Interrupted(
+        return Err(cli::interrupt::Interrupted(
             "the model and history so far were saved; --resume continues".into(),
         )
         .into());

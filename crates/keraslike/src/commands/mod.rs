@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use dataset::{DataDir, FolderOptions, ImageFolder, LabelledImages, MnistKind};
+use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages};
 
 use keraslike::backend::Backend;
 use keraslike::data::FolderImages;
@@ -18,21 +18,20 @@ use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
 use keraslike::saved_model::ModelCard;
 
-/// MNIST or Fashion-MNIST from `data`'s folder (or downloaded), each split cut to its
-/// limit.
-pub fn load_mnist(
-    kind: MnistKind,
+/// A data set held in memory (MNIST, Fashion-MNIST, CIFAR-10 or a folder of same-size
+/// images) from `data`'s folder (or downloaded), each split cut to its limit.
+pub fn load_split(
+    choice: &DatasetChoice,
     data: &DataArgs,
     train_limit: Option<usize>,
     test_limit: Option<usize>,
 ) -> Result<(LabelledImages, LabelledImages)> {
     let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
-    let split = dataset::mnist::load(kind, &dirs)?;
-    let keep = |images: LabelledImages, limit: Option<usize>| match limit {
-        Some(n) => images.truncate(n),
-        None => images,
-    };
-    Ok((keep(split.train, train_limit), keep(split.test, test_limit)))
+    let split = choice.load(&dirs)?;
+    Ok((
+        split.train.limited(train_limit),
+        split.test.limited(test_limit),
+    ))
 }
 
 /// `root/split` as an image folder, every file checked before any work ("Found N images

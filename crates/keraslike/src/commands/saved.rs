@@ -4,15 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Tensor, TensorData};
-use dataset::{ImageShape, MnistKind};
+use dataset::{DatasetChoice, ImageShape};
 
 use keraslike::backend::{self, Backend};
 use keraslike::data::{ImageBatcher, InMemoryImages};
 use keraslike::evaluate::evaluate;
-use keraslike::saved_model::{self, DataSource};
+use keraslike::saved_model;
 
 use super::DataArgs;
-use super::{load_mnist, test_folder};
+use super::{load_split, test_folder};
 
 pub fn evaluate_command(
     model: &Path,
@@ -32,18 +32,17 @@ pub fn evaluate_command(
     let classes = card.classes.len();
     let batch = batch.max(1);
     let result = match &card.source {
-        DataSource::Mnist | DataSource::Fashion => {
-            let kind = if card.source == DataSource::Mnist {
-                MnistKind::Digits
-            } else {
-                MnistKind::Fashion
-            };
-            let (_, test) = load_mnist(kind, data, Some(0), None)?;
+        DatasetChoice::Folder(path) => {
+            let root = folder.unwrap_or(path);
+            let test = test_folder(root, &card)?;
+            evaluate(&model, test, batcher, classes, batch, &device)?
+        }
+        source => {
+            let (_, test) = load_split(source, data, Some(0), None)?;
             let s = test.shape;
             if (s.channels, s.height, s.width) != (shape.channels, shape.height, shape.width) {
                 bail!(
-                    "the {} IDX test images are {}x{}x{}, the model's input is {}x{}x{}",
-                    kind.folder(),
+                    "the {source} test images are {}x{}x{}, the model's input is {}x{}x{}",
                     s.channels,
                     s.height,
                     s.width,
@@ -53,10 +52,7 @@ pub fn evaluate_command(
                 );
             }
             if test.is_empty() {
-                bail!(
-                    "the {} test set is empty: there is nothing to evaluate",
-                    kind.folder()
-                );
+                bail!("the {source} test set is empty: there is nothing to evaluate");
             }
             evaluate(
                 &model,
@@ -66,11 +62,6 @@ pub fn evaluate_command(
                 batch,
                 &device,
             )?
-        }
-        DataSource::Folder { path } => {
-            let root = folder.unwrap_or(path);
-            let test = test_folder(root, &card)?;
-            evaluate(&model, test, batcher, classes, batch, &device)?
         }
     };
     print!("{}", result.report(&card.classes));

@@ -23,10 +23,12 @@ use burn::nn::{
 };
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
-use dataset::output::{write_atomic, write_png};
+use cli::write_png;
+use dataset::DatasetChoice;
+use dataset::output::write_atomic;
 
-use crate::conv::conv2d;
-use crate::kernels::flex as flex_ops;
+use crate::kernels::conv2d::conv2d;
+use crate::kernels::flex;
 use crate::saved_model::{card_path, load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
@@ -88,18 +90,19 @@ pub struct GeneratorCard {
     /// [channels, height, width] of the images it makes.
     pub image: [usize; 3],
     /// Where the training images came from (mnist, fashion, cifar10, folder:DIR).
-    pub dataset: String,
+    pub dataset: DatasetChoice,
     /// Epochs trained.
     pub epochs: usize,
     /// The discriminator's pack size (see [`GanConfig::pack`]); 1 in older cards.
-    #[serde(default = "one")]
+    #[serde(default = "unpacked")]
     pub pack: usize,
     /// The generator's full-size stage (see [`GanConfig::refine`]); 0 in older cards.
     #[serde(default)]
     pub refine: usize,
 }
 
-fn one() -> usize {
+/// Cards written before packing existed: D judged single images.
+fn unpacked() -> usize {
     1
 }
 
@@ -132,7 +135,7 @@ pub struct Discriminator {
 
 /// `up.forward(x)`, through keraslike's kernels on flex.
 fn conv_transpose2d(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    flex_ops::conv_transpose2d(up, &x).unwrap_or_else(|| up.forward(x))
+    flex::conv_transpose2d(up, &x).unwrap_or_else(|| up.forward(x))
 }
 
 /// Transposed convolution 4×4, stride 2, padding 1: doubles height and width.
@@ -270,9 +273,9 @@ impl Discriminator {
         // Consecutive images side by side as channels (NCHW: a plain reshape).
         let x = x.reshape([n / self.pack, c * self.pack, h, w]);
         // No BatchNorm on the input layer (DCGAN guideline).
-        let x = flex_ops::leaky_relu(conv2d(&self.conv1, x), 0.2);
+        let x = flex::leaky_relu(conv2d(&self.conv1, x), 0.2);
         let x = self.dropout.forward(x);
-        let x = flex_ops::leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
+        let x = flex::leaky_relu(self.bn2.forward(conv2d(&self.conv2, x)), 0.2);
         let x = self.dropout.forward(x);
         self.out.forward(x.flatten(1, 3))
     }
@@ -541,7 +544,7 @@ mod tests {
         let card = GeneratorCard {
             latent: 8,
             image: [1, 8, 8],
-            dataset: "mnist".into(),
+            dataset: DatasetChoice::Mnist,
             epochs: 2,
             pack: 1,
             refine: 3,

@@ -3,7 +3,6 @@
 //! a grid of samples from fixed noise, `losses.csv` and `loss.png` are written to the run
 //! folder, so a stopped run keeps its last whole epoch.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
@@ -11,8 +10,8 @@ use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use dataset::output::{Curve, LineChart, write_atomic, write_line_chart};
-use indicatif::{ProgressBar, ProgressStyle};
+use cli::LineChart;
+use dataset::DatasetChoice;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
@@ -20,7 +19,9 @@ use super::model::{
     Discriminator, GanConfig, Generator, GeneratorCard, bce_with_logits, mean_probability, noise,
     save_pair, write_grid,
 };
-use crate::interrupt::{self, Interrupted};
+use cli::interrupt::{self, Interrupted};
+
+use crate::history::{History, Record, number};
 
 /// One epoch's means over its iterations, a row of `losses.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,59 +35,46 @@ pub struct GanEpoch {
     pub seconds: f64,
 }
 
-const HEADER: &str = "epoch,d_loss,g_loss,d_real,d_fake,seconds";
+impl Record for GanEpoch {
+    const FILE: &'static str = "losses.csv";
+    const HEADER: &'static str = "epoch,d_loss,g_loss,d_real,d_fake,seconds";
 
-/// `losses.csv`'s text.
-pub fn history_csv(history: &[GanEpoch]) -> String {
-    let mut text = format!("{HEADER}\n");
-    for e in history {
-        text.push_str(&format!(
-            "{},{},{},{},{},{:.2}\n",
-            e.epoch, e.d_loss, e.g_loss, e.d_real, e.d_fake, e.seconds
-        ));
+    fn epoch(&self) -> usize {
+        self.epoch
     }
-    text
-}
 
-/// The rows of a `losses.csv` (to continue a run); rows that do not parse are left out.
-pub fn read_history(path: &Path) -> Vec<GanEpoch> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let v: Vec<&str> = line.split(',').collect();
-            let f = |i: usize| v.get(i)?.parse::<f64>().ok();
-            Some(GanEpoch {
-                epoch: v.first()?.parse().ok()?,
-                d_loss: f(1)?,
-                g_loss: f(2)?,
-                d_real: f(3)?,
-                d_fake: f(4)?,
-                seconds: f(5)?,
-            })
+    fn to_row(&self) -> String {
+        format!(
+            "{},{},{},{},{},{:.2}",
+            self.epoch, self.d_loss, self.g_loss, self.d_real, self.d_fake, self.seconds
+        )
+    }
+
+    fn from_fields(f: &[&str]) -> std::result::Result<Self, String> {
+        Ok(Self {
+            epoch: number(f, 0)?,
+            d_loss: number(f, 1)?,
+            g_loss: number(f, 2)?,
+            d_real: number(f, 3)?,
+            d_fake: number(f, 4)?,
+            seconds: number(f, 5)?,
         })
-        .collect()
-}
+    }
 
-/// loss.png: D and G loss per epoch (skipped with a warning where no font exists).
-fn write_loss_plot(out: &Path, history: &[GanEpoch]) {
-    let curve = |label: &str, loss: fn(&GanEpoch) -> f64| Curve {
-        label: label.into(),
-        points: history.iter().map(|e| (e.epoch as f64, loss(e))).collect(),
-    };
-    let chart = LineChart {
-        title: "DCGAN losses".into(),
-        x_label: "epoch".into(),
-        y_label: "binary cross-entropy".into(),
-        curves: vec![
-            curve("discriminator", |e| e.d_loss),
-            curve("generator", |e| e.g_loss),
-        ],
-    };
-    if let Err(e) = write_line_chart(&out.join("loss.png"), &chart) {
-        eprintln!("warning: {e}");
+    /// loss.png: D and G loss per epoch.
+    fn charts(history: &History<Self>) -> Vec<(&'static str, LineChart)> {
+        vec![(
+            "loss.png",
+            LineChart {
+                title: "DCGAN losses".into(),
+                x_label: "epoch".into(),
+                y_label: "binary cross-entropy".into(),
+                curves: vec![
+                    history.curve("discriminator", |e| e.d_loss),
+                    history.curve("generator", |e| e.g_loss),
+                ],
+            },
+        )]
     }
 }
 
@@ -98,7 +86,7 @@ pub struct Run<'a> {
     /// [channels, height, width].
     pub image: [usize; 3],
     /// Where the images came from, for the generator's card.
-    pub dataset: &'a str,
+    pub dataset: &'a DatasetChoice,
     /// The run folder.
     pub out: &'a Path,
     /// Print the losses every this many iterations.
@@ -110,7 +98,7 @@ pub struct Run<'a> {
 pub struct Networks {
     pub generator: Generator,
     pub discriminator: Discriminator,
-    pub history: Vec<GanEpoch>,
+    pub history: History<GanEpoch>,
     pub epochs_done: usize,
 }
 
@@ -119,29 +107,15 @@ impl Networks {
         Self {
             generator: Generator::new(cfg.latent, image, cfg.refine, device),
             discriminator: Discriminator::new(image, cfg.pack, cfg.dropout, device),
-            history: Vec::new(),
+            history: History::default(),
             epochs_done: 0,
         }
     }
 }
 
-fn progress_bar(iterations: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(iterations as u64);
-    bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
-}
-
 /// Trains from `start` up to `cfg.epochs`, B/2 real images per iteration; returns the
 /// whole history (the earlier epochs' first). `device` must be an autodiff device.
-pub fn train(run: &Run, start: Networks, device: &Device) -> Result<Vec<GanEpoch>> {
+pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanEpoch>> {
     let cfg = run.cfg;
     let image = run.image;
     let per_image = image.iter().product::<usize>();
@@ -172,7 +146,7 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<Vec<GanEpoch
     for epoch in epochs_done + 1..=cfg.epochs {
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
         order.shuffle(&mut rng);
-        let bar = progress_bar(iterations, epoch, cfg.epochs);
+        let bar = cli::progress::epoch_bar(true, iterations as u64, epoch, cfg.epochs);
         let started = Instant::now();
         let (mut sum_d, mut sum_g, mut sum_real, mut sum_fake) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for it in 0..iterations {
@@ -261,20 +235,16 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<Vec<GanEpoch
             "epoch {epoch}/{} - {:.1}s - d_loss: {:.4} - g_loss: {:.4} - D(x): {:.3} - D(G(z)): {:.3}",
             cfg.epochs, row.seconds, row.d_loss, row.g_loss, row.d_real, row.d_fake
         );
-        history.push(row);
+        history.epochs.push(row);
         let card = GeneratorCard {
             latent: cfg.latent,
             image,
-            dataset: run.dataset.to_string(),
+            dataset: run.dataset.clone(),
             epochs: epoch,
             pack: cfg.pack,
             refine: cfg.refine,
         };
         save_pair(run.out, &generator, &discriminator, &card)?;
-        write_atomic(
-            &run.out.join("losses.csv"),
-            history_csv(&history).as_bytes(),
-        )?;
         let samples = run
             .out
             .join("samples")
@@ -284,7 +254,7 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<Vec<GanEpoch
             generator.valid().forward(fixed_z.clone().inner()),
             8,
         )?;
-        write_loss_plot(run.out, &history);
+        history.save(run.out)?;
     }
     Ok(history)
 }
@@ -315,13 +285,13 @@ mod tests {
             cfg: &cfg,
             pixels: &pixels,
             image,
-            dataset: "test",
+            dataset: &DatasetChoice::Folder("test".into()),
             out: dir.path(),
             log_every: 100,
         };
         let history = train(&run, Networks::new(&cfg, image, &device), &device).unwrap();
-        assert_eq!(history.len(), 1);
-        assert!(history[0].d_loss.is_finite() && history[0].g_loss.is_finite());
+        assert_eq!(history.epochs.len(), 1);
+        assert!(history.epochs[0].d_loss.is_finite() && history.epochs[0].g_loss.is_finite());
         for file in [
             "generator.bpk",
             "discriminator.bpk",
@@ -330,9 +300,9 @@ mod tests {
         ] {
             assert!(dir.path().join(file).is_file(), "{file}");
         }
-        let read = read_history(&dir.path().join("losses.csv"));
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].d_loss, history[0].d_loss);
+        let read = History::<GanEpoch>::load_or_empty(&dir.path().join("losses.csv")).unwrap();
+        assert_eq!(read.epochs.len(), 1);
+        assert_eq!(read.epochs[0].d_loss, history.epochs[0].d_loss);
 
         // Continue to epoch 2 from the files.
         let (generator, card) =
@@ -355,6 +325,9 @@ mod tests {
             epochs_done: card.epochs,
         };
         let history = train(&run2, start, &device).unwrap();
-        assert_eq!(history.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            history.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Conv2D on plain f32 slices in NCHW order: im2col per image, one GEMM per image, and
 //! the two backward products, each image on its own rayon task.
 //!
-//! What `flex_ops` runs for Conv2D on the flex backend. flex's own convolution takes
+//! What `kernels::flex` runs for Conv2D on the flex backend. flex's own convolution takes
 //! ~14 ms forward and ~42 ms forward + backward for the course CNN's second layer (batch
 //! 32, 32 → 64 channels, 3×3, 28×28), where the three products themselves are ~1.4 GFLOP,
 //! a few milliseconds at this machine's GEMM rate. Per image, the columns (C·kh·kw rows ×

@@ -1,5 +1,6 @@
-//! Conv2D as im2col and one matrix product, written in burn tensor ops: what the ndarray
-//! backend runs instead of its own convolution.
+//! Conv2D's forward on any backend: the one place that picks a convolution. Flex runs
+//! the project's kernels ([`crate::kernels::flex`]); ndarray runs im2col and one matrix
+//! product written in burn tensor ops ([`im2col_conv2d`]); wgpu keeps burn's.
 //!
 //! burn-ndarray convolves with a direct loop and no GEMM (~13 images/s for a training
 //! step of the course CNN here). The course's formulation is built from operations that
@@ -15,7 +16,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Slice, Tensor};
 
-use crate::kernels::conv::padding;
+use super::conv::padding;
 
 /// `conv.forward(x)`: keraslike's own kernels on flex ([`crate::kernels::flex`]), im2col in
 /// tensor ops ([`im2col_conv2d`]) on ndarray, burn's convolution elsewhere.

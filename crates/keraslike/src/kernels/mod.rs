@@ -5,11 +5,15 @@
 //!   plain slices; Keras's padding rules.
 //! - [`pool`]: MaxPooling2D forward and backward.
 //! - [`update`]: the Adam and Adadelta updates fused into one pass.
+//! - [`conv2d`]: the Conv2D forward the model calls, choosing by backend: these kernels
+//!   on flex, im2col in burn tensor ops on ndarray (whose own convolution has no GEMM),
+//!   burn's elsewhere.
 //! - [`flex`]: all of the above plugged into burn's flex backend (and its autodiff) as a
 //!   backend extension; the rest of the crate calls these, which decline (return `None`)
 //!   for tensors that are not f32 on flex.
 
 pub mod conv;
+pub mod conv2d;
 pub mod flex;
 pub mod pool;
 pub mod update;
