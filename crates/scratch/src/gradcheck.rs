@@ -91,6 +91,15 @@ pub fn check_input_grad_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut Std
     assert!(err < TOLERANCE, "input gradient relative error {err:.2e}");
 }
 
+/// The gradients the last backward left for each parameter, in `params` order.
+fn param_grads(layer: &mut dyn Layer) -> Vec<Vec<f32>> {
+    layer
+        .params()
+        .iter()
+        .map(|p| p.grad.iter().copied().collect())
+        .collect()
+}
+
 /// Checks the parameter gradients backward leaves against central differences.
 pub fn check_param_grads(layer: &mut dyn Layer, shape: (usize, usize), seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -103,11 +112,7 @@ pub fn check_param_grads_at(layer: &mut dyn Layer, x: &Array2<f32>, rng: &mut St
     let y = layer.forward(x, Mode::Train);
     let r = random_matrix(y.dim(), rng);
     layer.backward(x, &r, false);
-    let analytic: Vec<Vec<f32>> = layer
-        .params()
-        .iter()
-        .map(|p| p.grad.iter().copied().collect())
-        .collect();
+    let analytic = param_grads(layer);
     for (p, analytic) in analytic.iter().enumerate() {
         let mut numeric = vec![0.0f64; analytic.len()];
         for (i, n) in numeric.iter_mut().enumerate() {
@@ -214,11 +219,7 @@ pub fn check_against_reference(
         err < F64_TOLERANCE,
         "input gradient against f64 differences: relative error {err:.2e}"
     );
-    let analytic: Vec<Vec<f32>> = layer
-        .params()
-        .iter()
-        .map(|p| p.grad.iter().copied().collect())
-        .collect();
+    let analytic = param_grads(layer);
     for (p, analytic) in analytic.iter().enumerate() {
         let numeric = central(params[p].clone(), &|values| {
             let mut nudged = params.clone();
