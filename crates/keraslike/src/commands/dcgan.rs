@@ -98,20 +98,16 @@ fn load_images(
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, [usize; 3])> {
     let dirs = DataDir::new(data.data_dir.clone()).with_download(!data.offline);
+    // A folder is one pool of images (any subfolders, labels ignored), not train/ and test/.
     let images: LabelledImages = match data_set {
-        DatasetChoice::Mnist => dataset::mnist::load(MnistKind::Digits, &dirs)?.train,
-        DatasetChoice::Fashion => dataset::mnist::load(MnistKind::Fashion, &dirs)?.train,
-        DatasetChoice::Cifar10 => dataset::cifar::load(&dirs)?.train,
         DatasetChoice::Folder(dir) => {
             dataset::ImageFolder::open(dir, dataset::FolderOptions::default())?
                 .load_all()?
                 .shuffled(1)
         }
-    };
-    let images = match limit {
-        Some(n) => images.truncate(n),
-        None => images,
-    };
+        named => named.load(&dirs)?.train,
+    }
+    .limited(limit);
     let s = images.shape;
     let pixels = images
         .pixels

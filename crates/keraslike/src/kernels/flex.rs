@@ -541,13 +541,10 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f32) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::max_difference;
     use burn::nn::conv::ConvTranspose2dConfig;
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
-
-    fn max_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
-    }
 
     #[test]
     fn conv_transpose_matches_burns_and_its_gradients() {

@@ -17,3 +17,10 @@ pub mod conv2d;
 pub mod flex;
 pub mod pool;
 pub mod update;
+
+/// The largest absolute difference between two tensors, for the kernels' tests against
+/// burn's own operations.
+#[cfg(test)]
+pub(crate) fn max_difference(a: burn::tensor::Tensor<4>, b: burn::tensor::Tensor<4>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
