@@ -222,6 +222,22 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Sets the first affine layer's width M (the hidden units of the course's 784 → M →
+    /// 10 network).
+    pub fn set_hidden_units(&mut self, m: usize) -> Result<()> {
+        match self
+            .layers
+            .iter_mut()
+            .find(|l| matches!(l, LayerSpec::Affine { .. }))
+        {
+            Some(LayerSpec::Affine { units, .. }) => {
+                *units = m;
+                Ok(())
+            }
+            _ => bail!("the config has no affine layer"),
+        }
+    }
+
     /// Every layer's output shape, checking that the layers chain from the input to
     /// `classes` outputs; errors name the layer (1-based, as in the config file) and the
     /// shapes.
