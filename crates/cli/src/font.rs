@@ -1,53 +1,64 @@
-//! A TrueType font for chart text: plotters draws none without one.
+//! The font for chart text (plotters draws none without one): DejaVu Sans, compiled in,
+//! so every machine draws the same charts; `DL_PLOT_FONT` picks another TrueType font.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::style::FontStyle;
 
-/// Environment variable naming a TrueType font for chart text, when the usual system
-/// fonts are not installed.
+/// Environment variable naming a TrueType font for chart text instead of the bundled
+/// DejaVu Sans.
 pub const FONT_ENV: &str = "DL_PLOT_FONT";
 
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Registers a system font with plotters once; `Err` says where we looked.
+/// Registers the chart font with plotters once; `Err` says why none could be used.
 pub(crate) fn ensure_font() -> std::result::Result<(), String> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
-        let mut candidates: Vec<PathBuf> = std::env::var_os(FONT_ENV)
-            .map(PathBuf::from)
-            .into_iter()
-            .collect();
-        candidates.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
-        for path in &candidates {
-            let Ok(bytes) = std::fs::read(path) else {
-                continue;
-            };
-            // plotters keeps registered fonts for the life of the program.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                return Ok(());
-            }
+        let asked = std::env::var_os(FONT_ENV);
+        let bytes = font_bytes(asked.as_deref().map(Path::new));
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+            return Ok(());
         }
-        Err(format!(
-            "no TrueType font found for chart text (set {FONT_ENV}=/path/to/font.ttf)"
-        ))
+        eprintln!("warning: {FONT_ENV} is not a TrueType font; using the bundled DejaVu Sans");
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "the bundled DejaVu Sans could not be loaded".to_string())
     })
     .clone()
 }
 
-/// Whether charts can be drawn here (a font for their text was found).
-pub fn font_available() -> bool {
-    ensure_font().is_ok()
+/// The bytes of the font at `asked`, or of the bundled DejaVu Sans when none is asked
+/// for or it cannot be read (with a warning).
+fn font_bytes(asked: Option<&Path>) -> &'static [u8] {
+    let Some(path) = asked else {
+        return dejavu::sans::regular();
+    };
+    match std::fs::read(path) {
+        // plotters keeps registered fonts for the life of the program.
+        Ok(bytes) => Box::leak(bytes.into_boxed_slice()),
+        Err(e) => {
+            eprintln!(
+                "warning: {FONT_ENV}={}: {e}; using the bundled DejaVu Sans",
+                path.display()
+            );
+            dejavu::sans::regular()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_font_stands_in_for_a_missing_one() {
+        let bundled = dejavu::sans::regular();
+        // A TrueType file starts with the version 0x00010000.
+        assert_eq!(&bundled[..4], &[0, 1, 0, 0]);
+        assert_eq!(font_bytes(None), bundled);
+        assert_eq!(font_bytes(Some(Path::new("/no/such/font.ttf"))), bundled);
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.ttf");
+        std::fs::write(&other, b"not bundled").unwrap();
+        assert_eq!(font_bytes(Some(&other)), b"not bundled");
+    }
 }

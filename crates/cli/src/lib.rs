@@ -17,4 +17,4 @@ pub mod progress;
 pub mod table;
 
 pub use chart::{Curve, LineChart, PlotError, write_line_chart, write_line_charts, write_png};
-pub use font::{FONT_ENV, font_available};
+pub use font::FONT_ENV;
