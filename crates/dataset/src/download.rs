@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flate2::read::GzDecoder;
+use indicatif::HumanBytes;
 use md5::{Digest, Md5};
 
 use crate::error::{DatasetError, Result, io_err};
@@ -121,6 +122,11 @@ fn download_verified(url: &str, file: &RemoteFile, dir: &Path) -> Result<tempfil
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut received: u64 = 0;
+    let bar = crate::progress::bar(
+        announced.unwrap_or(0),
+        crate::progress::style("", "{bytes}/{total_bytes}"),
+        format!("  {}", file.name),
+    );
     loop {
         let n = match body.read(&mut buf) {
             Ok(0) => break,
@@ -134,8 +140,22 @@ fn download_verified(url: &str, file: &RemoteFile, dir: &Path) -> Result<tempfil
         };
         tmp.write_all(&buf[..n]).map_err(io_err(tmp.path()))?;
         hasher.update(&buf[..n]);
+        bar.inc(n as u64);
+        // Logs and pipes (where the bar is hidden) get a line per quarter instead.
+        if let (true, Some(len)) = (bar.is_hidden(), announced)
+            && let Some(quarter) = quarter_reached(received, received + n as u64, len)
+        {
+            eprintln!(
+                "  {}: {}% ({} of {})",
+                file.name,
+                quarter * 25,
+                HumanBytes(received + n as u64),
+                HumanBytes(len)
+            );
+        }
         received += n as u64;
     }
+    bar.finish_and_clear();
     if let Some(len) = announced.filter(|&len| len != received) {
         return Err(fail(format!(
             "truncated: received {received} of {len} bytes"
@@ -159,6 +179,17 @@ fn download_verified(url: &str, file: &RemoteFile, dir: &Path) -> Result<tempfil
         });
     }
     Ok(tmp)
+}
+
+/// The highest quarter (1 to 4) of `total` bytes that a read from `before` to `after`
+/// bytes passed, if it passed one.
+fn quarter_reached(before: u64, after: u64, total: u64) -> Option<u64> {
+    if total == 0 {
+        return None;
+    }
+    let quarter = |bytes: u64| (bytes.min(total) * 4 / total).min(4);
+    let (from, to) = (quarter(before), quarter(after));
+    (to > from).then_some(to)
 }
 
 fn md5_of_gunzipped(f: &mut File) -> std::io::Result<String> {
@@ -236,6 +267,18 @@ mod tests {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn plain_progress_lines_come_once_per_quarter() {
+        let lines: Vec<u64> = (0..100u64)
+            .filter_map(|i| quarter_reached(i * 10, (i + 1) * 10, 1000))
+            .collect();
+        assert_eq!(lines, [1, 2, 3, 4]);
+        // A read that jumps past several quarters reports the last; none past the end.
+        assert_eq!(quarter_reached(0, 800, 1000), Some(3));
+        assert_eq!(quarter_reached(1000, 1200, 1000), None);
+        assert_eq!(quarter_reached(0, 10, 0), None);
     }
 
     #[test]

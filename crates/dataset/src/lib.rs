@@ -13,6 +13,7 @@
 //! - [`data_dir`]: where data is looked for (`--data-dir`, `DL_DATA_DIR`, `data/`).
 //! - [`memory`]: the memory available, to refuse what would not fit before allocating it.
 //! - [`output`]: atomic file writes, for every result both halves write.
+//! - [`progress`]: the project's one progress-bar style (downloads, training epochs).
 //! - [`peak_memory`]: a counting allocator, for tests that bound what a parser allocates.
 //! - [`pil`]: PIL's grey conversion and nearest resize, as Keras's `load_img` applies them.
 //! - [`synthetic`]: small generated data sets for tests.
@@ -38,6 +39,7 @@ pub mod mnist;
 pub mod output;
 pub mod peak_memory;
 pub mod pil;
+pub mod progress;
 pub mod synthetic;
 pub mod toml_text;
 
