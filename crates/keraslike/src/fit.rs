@@ -256,7 +256,7 @@ where
     let dashboard: Option<Box<dyn MetricsRenderer>> = on_terminal
         .then(|| Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), start)) as _);
     let guard = TrainingGuard::new(interrupter.clone(), options.classes);
-    let renderer = EpochRenderer::new(dashboard, shared.clone(), guard.clone());
+    let renderer = EpochRenderer::new(dashboard, shared.clone(), out, guard.clone());
 
     let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))

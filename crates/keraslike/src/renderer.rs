@@ -6,6 +6,7 @@
 //! records each epoch's final loss and accuracy into the shared [`History`].
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,6 +47,9 @@ pub struct EpochRenderer {
     /// The epoch under way, 1-based.
     epoch: usize,
     history: Arc<Mutex<History>>,
+    /// The run folder: `history.csv` and the plots are rewritten there after every epoch
+    /// (Keras's `CSVLogger`), so a crashed run keeps its curves.
+    out: PathBuf,
     guard: TrainingGuard,
 }
 
@@ -53,6 +57,7 @@ impl EpochRenderer {
     pub fn new(
         inner: Option<Box<dyn MetricsRenderer>>,
         history: Arc<Mutex<History>>,
+        out: &Path,
         guard: TrainingGuard,
     ) -> Self {
         Self {
@@ -64,6 +69,7 @@ impl EpochRenderer {
             total_epochs: 0,
             epoch: 1,
             history,
+            out: out.to_path_buf(),
             guard,
         }
     }
@@ -146,6 +152,9 @@ impl TrainingProgressLogger for EpochRenderer {
         self.epoch = epoch + 1;
         if let Ok(mut history) = self.history.lock() {
             history.epochs.push(record);
+            if let Err(e) = history.save(&self.out) {
+                eprintln!("warning: {e:#}");
+            }
         }
         self.guard.epoch_loss(record.loss, epoch);
         match &mut self.inner {
@@ -244,5 +253,33 @@ impl MetricsRenderer for EpochRenderer {
         if let Some(inner) = &mut self.inner {
             inner.register_metric(definition);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::train::Interrupter;
+
+    #[test]
+    fn history_csv_grows_after_every_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Mutex::new(History::default()));
+        let guard = TrainingGuard::new(Interrupter::new(), 10);
+        let mut renderer = EpochRenderer::new(None, shared.clone(), dir.path(), guard);
+        let rows = || {
+            let text = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
+            text.lines().count() - 1
+        };
+        renderer.train.values.insert("Loss".into(), 0.5);
+        renderer.valid.values.insert("Loss".into(), 0.6);
+        renderer.update_epoch(1);
+        assert_eq!(rows(), 1);
+        renderer.train.values.insert("Loss".into(), 0.4);
+        renderer.update_epoch(2);
+        assert_eq!(rows(), 2);
+        let saved = History::<EpochRecord>::load_or_empty(&dir.path().join("history.csv")).unwrap();
+        assert_eq!(saved.epochs[1].loss, 0.4);
+        assert!(dir.path().join("loss.png").is_file());
     }
 }
