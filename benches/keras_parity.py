@@ -21,7 +21,9 @@ that a noisy machine affects both sides alike.
 --data: mnist | fashion (IDX files in DATA_DIR/mnist or DATA_DIR/fashion), or
 folder:DIR (DIR/train/<class>/..., DIR/test/<class>/...: what `keraslike face` reads).
 Flags override the config's [fit] settings on both sides. --markdown FILE appends the
-table; --json FILE writes every history.
+table; --json FILE writes every history (with each epoch's seconds, and on the Keras side
+its training steps). Image folders feed Keras endlessly, every epoch the same number of
+steps as keraslike's (see run_keras).
 """
 
 import argparse
@@ -154,6 +156,54 @@ def image_data_generator():
     return ImageDataGenerator
 
 
+def endless(iterator, batches):
+    """`iterator` (a DirectoryIterator) as a Keras data set of `batches` batches that goes
+    on from pass to pass, reshuffled after each, as Keras 2's fit_generator drew from it.
+    A PyDataset, so that Keras reads it as it reads the iterator itself (tf.data with
+    prefetching)."""
+    import keras
+
+    class Endless(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.passes = 0
+
+        def __len__(self):
+            return batches
+
+        def __getitem__(self, i):
+            done, j = divmod(i, len(iterator))
+            while self.passes < done:
+                iterator.on_epoch_end()
+                self.passes += 1
+            return iterator[j]
+
+    return Endless()
+
+
+def epoch_clock():
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        """Each epoch's seconds (training and validation) and training steps."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.steps = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.batches = time.time(), 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.time() - self.started)
+            self.steps.append(self.batches)
+
+    return EpochClock()
+
+
 def run_keras(cfg, fit, args, seed):
     import keras
 
@@ -161,6 +211,7 @@ def run_keras(cfg, fit, args, seed):
 
     keras.utils.set_random_seed(seed)
     model = keras_model(cfg)
+    clock = epoch_clock()
     c, h, w = cfg["input"]
     batch = fit["batch_size"]
     if args.data.startswith("folder:"):
@@ -178,18 +229,25 @@ def run_keras(cfg, fit, args, seed):
         train = flow(ImageDataGenerator(rescale=1.0 / 255, **aug), "train")
         test = flow(ImageDataGenerator(rescale=1.0 / 255), "test")
         steps = fit.get("steps_per_epoch") or len(train)
+        val_steps = fit.get("validation_steps") or len(test)
         model.compile(
             optimizer=keras_optimizer(cfg.get("compile", {}), steps),
             loss="categorical_crossentropy",
             metrics=["accuracy"],
         )
+        # Keras 3 ends an epoch early when a data set with a length (a DirectoryIterator
+        # has one) runs out mid-epoch ("Your input ran out of data"): with
+        # steps_per_epoch not dividing a pass, its epochs alternate long and short. The
+        # course's Keras 2 fit_generator drew from the iterator endlessly, as keraslike
+        # does, and so does this.
         history = model.fit(
-            train,
-            steps_per_epoch=fit.get("steps_per_epoch"),
+            endless(train, steps * fit["epochs"]),
+            steps_per_epoch=steps,
             epochs=fit["epochs"],
-            validation_data=test,
-            validation_steps=fit.get("validation_steps"),
+            validation_data=endless(test, val_steps * fit["epochs"]),
+            validation_steps=val_steps,
             verbose=2,
+            callbacks=[clock],
         )
     else:
         x, y, xt, yt = load_idx_set(args.data_dir, args.data, fit.get("train_limit"))
@@ -201,14 +259,24 @@ def run_keras(cfg, fit, args, seed):
         )
         if fit.get("augment"):
             gen = ImageDataGenerator(**augmenter(False)).flow(x, y, batch_size=batch, seed=seed)
-            history = model.fit(gen, epochs=fit["epochs"], validation_data=(xt, yt), verbose=2)
+            history = model.fit(
+                gen, epochs=fit["epochs"], validation_data=(xt, yt), verbose=2, callbacks=[clock]
+            )
         else:
             history = model.fit(
-                x, y, batch_size=batch, epochs=fit["epochs"], validation_data=(xt, yt), verbose=2
+                x, y, batch_size=batch, epochs=fit["epochs"], validation_data=(xt, yt), verbose=2, callbacks=[clock]
             )
     h = history.history
     return [
-        dict(epoch=i + 1, loss=h["loss"][i], acc=h["accuracy"][i], val_loss=h["val_loss"][i], val_acc=h["val_accuracy"][i])
+        dict(
+            epoch=i + 1,
+            loss=h["loss"][i],
+            acc=h["accuracy"][i],
+            val_loss=h["val_loss"][i],
+            val_acc=h["val_accuracy"][i],
+            seconds=clock.seconds[i],
+            steps=clock.steps[i],
+        )
         for i in range(len(h["loss"]))
     ]
 
@@ -237,7 +305,7 @@ def run_keraslike(args, fit, seed):
         sys.exit(f"keraslike failed:\n{done.stdout[-3000:]}")
     with open(os.path.join(out, "history.csv")) as f:
         rows = list(csv.DictReader(f))
-    return [{k: float(r[k]) for k in ("epoch", "loss", "acc", "val_loss", "val_acc")} for r in rows]
+    return [{k: float(r[k]) for k in ("epoch", "loss", "acc", "val_loss", "val_acc", "seconds")} for r in rows]
 
 
 def spread(values):
@@ -246,10 +314,16 @@ def spread(values):
     return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
 
+def epoch_seconds(runs, e):
+    """The epoch's mean seconds over the runs (blank for a history saved without them)."""
+    times = [r["history"][e]["seconds"] for r in runs if "seconds" in r["history"][e]]
+    return f"{statistics.mean(times):.1f}" if times else ""
+
+
 def table(results, epochs):
     lines = [
-        "| epoch | side | loss | acc | val_loss | val_acc | s/run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| epoch | side | loss | acc | val_loss | val_acc | s/epoch | s/run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in range(epochs):
         for side in ("keraslike", "Keras"):
@@ -258,6 +332,8 @@ def table(results, epochs):
             secs = statistics.mean(r["seconds"] for r in runs) if e == epochs - 1 else None
             lines.append(
                 f"| {e + 1} | {side} | {cell('loss')} | {cell('acc')} | {cell('val_loss')} | {cell('val_acc')} | "
+                + epoch_seconds(runs, e)
+                + " | "
                 + (f"{secs:.0f}" if secs else "")
                 + " |"
             )

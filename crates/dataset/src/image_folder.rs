@@ -453,7 +453,7 @@ fn decode_file_with(
             let grey = match image {
                 image::DynamicImage::ImageLuma8(g) => g,
                 other => {
-                    let rgb = other.to_rgb8();
+                    let rgb = other.into_rgb8();
                     let (iw, ih) = rgb.dimensions();
                     image::GrayImage::from_raw(iw, ih, crate::pil::luma(rgb.as_raw()))
                         .ok_or_else(|| bad("grey conversion changed the size".into()))?
@@ -462,7 +462,7 @@ fn decode_file_with(
             (resize(grey, (w, h), options.interpolation), 1)
         }
         ColorMode::Rgb => {
-            let rgb = resize(image.to_rgb8(), (w, h), options.interpolation);
+            let rgb = resize(image.into_rgb8(), (w, h), options.interpolation);
             (hwc_to_chw(&rgb, 3), 3)
         }
     };

@@ -41,7 +41,11 @@ fn images_per_second(
         burn::tensor::Distribution::Uniform(0.0, 1.0),
         &device,
     );
-    let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+    let classes = match config.infer()?.last().map(|layer| &layer.output) {
+        Some(keraslike::model_config::Shape::Flat(units)) => *units as i64,
+        _ => anyhow::bail!("the model does not end in a Dense layer"),
+    };
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let mut step = |model: Sequential| {
         let out = model.classification(ImageBatch {
