@@ -677,3 +677,224 @@ fn dcgan_trains_resumes_and_generates() {
     let res = run(&keraslike(), &other_pack, None, &env);
     assert!(one_line_error(&res).contains("trained with pack"));
 }
+
+/// One `mnist` fit of the small CNN on generated bars into a fresh folder of `dir`: its
+/// stdout and history rows (epoch, loss, acc, val_loss, val_acc as numbers). The 96 test
+/// images are three whole validation batches, so an epoch's val_loss is the mean over the
+/// images that `Test loss` is.
+fn callback_fit(dir: &Path, name: &str, extra: &[&str]) -> (String, Vec<Vec<f64>>) {
+    let data = dir.join("data");
+    if !data.exists() {
+        dataset::synthetic::write_mnist_dir(&data.join("mnist"), 300, 96, true, 4).unwrap();
+        std::fs::write(dir.join("small.toml"), SMALL_CNN).unwrap();
+    }
+    let out = dir.join(name);
+    let config = dir.join("small.toml");
+    let mut args = vec![
+        "mnist",
+        "--offline",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let done = run(&keraslike(), &args, None, &[("DL_DATA_DIR", &data)]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let rows = std::fs::read_to_string(out.join("history.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(5).map(|f| f.parse().unwrap()).collect())
+        .collect();
+    (text(&done.stdout), rows)
+}
+
+fn test_loss(stdout: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Test loss: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no test loss in\n{stdout}"))
+}
+
+/// EarlyStopping: with a min_delta no epoch can beat, epoch 1 stays the best, patience 1
+/// stops after epoch 2, and --restore-best ends with epoch 1's weights: the test loss
+/// printed after training (the validation data are the test set) is epoch 1's.
+#[test]
+fn early_stopping_stops_after_patience_and_restores_the_best_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--epochs", "6", "--patience", "1", "--min-delta", "10"];
+    let (stdout, rows) = callback_fit(
+        dir.path(),
+        "restored",
+        &[&flags[..], &["--restore-best"]].concat(),
+    );
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(stdout.contains("Epoch 2: early stopping"), "{stdout}");
+    assert!(
+        stdout.contains("Restoring model weights from the end of the best epoch: 1."),
+        "{stdout}"
+    );
+    let (epoch1, epoch2) = (rows[0][3], rows[1][3]);
+    assert!((epoch1 - epoch2).abs() > 0.01, "epochs too alike: {rows:?}");
+    let loss = test_loss(&stdout);
+    assert!(
+        (loss - epoch1).abs() < 2e-3,
+        "test loss {loss}, epoch 1's {epoch1}"
+    );
+
+    // Without --restore-best the run ends with the last epoch's weights.
+    let (stdout, rows) = callback_fit(dir.path(), "last", &flags);
+    assert_eq!(rows.len(), 2);
+    assert!(!stdout.contains("Restoring"), "{stdout}");
+    let loss = test_loss(&stdout);
+    assert!(
+        (loss - rows[1][3]).abs() < 2e-3,
+        "test loss {loss}, epoch 2's {}",
+        rows[1][3]
+    );
+}
+
+/// ModelCheckpoint(save_best_only): model.bpk and the test metrics are the epoch with the
+/// lowest validation loss, whichever that is, and the run names it.
+#[test]
+fn save_best_only_keeps_the_epoch_with_the_lowest_validation_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, rows) = callback_fit(
+        dir.path(),
+        "best",
+        &["--epochs", "5", "--lr", "0.05", "--save-best-only"],
+    );
+    assert_eq!(rows.len(), 5);
+    let best = rows
+        .iter()
+        .fold(None::<&Vec<f64>>, |b, r| match b {
+            Some(b) if b[3] <= r[3] => Some(b),
+            _ => Some(r),
+        })
+        .unwrap();
+    let epoch = best[0] as usize;
+    // This seed's best epoch is not the last, so the run must go back to it.
+    assert!(epoch < 5, "{rows:?}");
+    assert!(
+        stdout.contains(&format!(
+            "the model kept is epoch {epoch}'s, the best val_loss"
+        )),
+        "best epoch {epoch}:\n{stdout}"
+    );
+    let loss = test_loss(&stdout);
+    assert!(
+        (loss - best[3]).abs() < 2e-3,
+        "test loss {loss}, best {}",
+        best[3]
+    );
+    // The best epoch's checkpoint is kept beside the last two.
+    let checkpoint = dir.path().join("best/checkpoint");
+    assert!(checkpoint.join(format!("model-{epoch}.bpk")).is_file());
+    let kept = std::fs::read_dir(&checkpoint)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("model-")
+        })
+        .count();
+    assert!(kept <= 3, "{kept} model checkpoints kept");
+}
+
+/// ReduceLROnPlateau says when it lowers the rate; a rate too small to move the loss by
+/// Keras's min_delta (1e-4) is a plateau at once.
+#[test]
+fn reduce_lr_on_plateau_lowers_the_rate_after_patience_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, rows) = callback_fit(
+        dir.path(),
+        "plateau",
+        &[
+            "--epochs",
+            "3",
+            "--lr",
+            "1e-9",
+            "--reduce-lr-patience",
+            "1",
+            "--reduce-lr-factor",
+            "0.5",
+        ],
+    );
+    assert_eq!(rows.len(), 3);
+    assert!(
+        stdout.contains("Epoch 2: ReduceLROnPlateau reducing learning rate to 5.000e-10."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Epoch 3: ReduceLROnPlateau reducing learning rate to 2.500e-10."),
+        "{stdout}"
+    );
+}
+
+/// A step schedule (×0.1 after every epoch) trains epoch 1 as the constant rate does
+/// and epoch 2 differently; the seed fixes everything else.
+#[test]
+fn learning_rate_schedules_change_the_rate_from_epoch_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, constant) = callback_fit(dir.path(), "constant", &["--epochs", "2"]);
+    let (_, step) = callback_fit(
+        dir.path(),
+        "step",
+        &["--epochs", "2", "--lr-schedule", "step"],
+    );
+    let (_, cosine) = callback_fit(
+        dir.path(),
+        "cosine",
+        &["--epochs", "2", "--lr-schedule", "cosine"],
+    );
+    assert_eq!(step[0], constant[0]);
+    assert_ne!(step[1], constant[1]);
+    // Cosine lowers the rate from the second step on: epoch 1 already differs.
+    assert_ne!(cosine[0], constant[0]);
+}
+
+#[test]
+fn callback_flags_that_do_not_belong_together_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset::synthetic::write_mnist_dir(&data.join("mnist"), 20, 10, true, 3).unwrap();
+    for (flags, expected) in [
+        (&["--restore-best"][..], "give a patience"),
+        (
+            &["--reduce-lr-patience", "2", "--reduce-lr-factor", "1.5"][..],
+            "reduce_lr_factor",
+        ),
+        (&["--min-lr", "0.1"][..], "reduce_lr_patience"),
+        (&["--lr-step-epochs", "2"][..], "step schedule"),
+        (
+            &["--lr-schedule", "step", "--lr-decay", "0"][..],
+            "lr_decay",
+        ),
+        (
+            &["--reduce-lr-patience", "2", "--lr-schedule", "cosine"][..],
+            "constant learning rate",
+        ),
+        (&["--monitor", "val_auc", "--patience", "2"][..], "val_auc"),
+    ] {
+        let out = dir.path().join("run");
+        let mut args = vec![
+            "mnist",
+            "--offline",
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let err = one_line_error(&run(&keraslike(), &args, None, &[("DL_DATA_DIR", &data)]));
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert!(
+            !out.join("history.csv").exists(),
+            "{flags:?} started training"
+        );
+    }
+}

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
-use burn::lr_scheduler::exponential::ExponentialLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -20,13 +19,16 @@ use burn::train::{
     TrainStep,
 };
 
+use crate::callbacks::{CallbackOptions, Callbacks};
+use crate::checkpoints::KeepLastAndBest;
 use crate::data::{ImageBatch, ImageBatcher, ImageItem};
 use crate::guard::TrainingGuard;
 use crate::history::History;
 use crate::loader::OrderedLoader;
+use crate::lr_schedule::{Schedule, ScheduledLr};
 use crate::model::Sequential;
 use crate::optimizer::Optimizer;
-use crate::renderer::EpochRenderer;
+use crate::renderer::{CallbackHook, EpochRenderer};
 use crate::run_folder;
 
 impl Sequential {
@@ -68,8 +70,10 @@ pub struct FitOptions {
     /// The optimiser with its Keras hyper-parameters.
     pub optimizer: Optimizer,
     pub learning_rate: f64,
-    /// The learning rate's factor per epoch (1: constant).
-    pub lr_decay: f64,
+    /// How the learning rate changes from epoch to epoch.
+    pub schedule: Schedule,
+    /// Keras's EarlyStopping, ModelCheckpoint(save_best_only) and ReduceLROnPlateau.
+    pub callbacks: CallbackOptions,
     /// Shuffling seed (the model's initial weights are seeded by the caller).
     pub seed: u64,
     /// Threads preparing batches.
@@ -93,6 +97,11 @@ pub struct Fitted {
     pub history: History,
     /// Training stopped early (Ctrl-C, or `q` in the dashboard).
     pub interrupted: bool,
+    /// The epoch whose weights `model` holds when a callback chose it (EarlyStopping's
+    /// `restore_best_weights`, ModelCheckpoint's `save_best_only`).
+    pub kept_epoch: Option<usize>,
+    /// The epoch EarlyStopping stopped after.
+    pub stopped_early: Option<usize>,
 }
 
 /// The last epoch checkpointed in `out/checkpoint`, if any.
@@ -188,6 +197,8 @@ where
                     model: trained,
                     history,
                     interrupted: false,
+                    kept_epoch: None,
+                    stopped_early: None,
                 });
             }
             Some(epoch)
@@ -209,18 +220,26 @@ where
         history.epochs.retain(|r| r.epoch <= epoch);
         println!("Resuming from epoch {epoch} ({})", out.display());
     }
-    // Decay is applied per step, so an epoch of n steps multiplies the rate by lr_decay.
-    let schedule = if options.lr_decay == 1.0 {
-        ModuleLrScheduler::from(options.learning_rate)
-    } else {
-        let steps = train.len().div_ceil(options.batch_size).max(1);
-        ExponentialLrSchedulerConfig::new(
-            options.learning_rate,
-            options.lr_decay.powf(1.0 / steps as f64),
-        )
-        .init()
-        .map_err(|e| anyhow::anyhow!("learning-rate schedule: {e}"))?
-    };
+    let mut callbacks = options.callbacks.build()?;
+    if callbacks.reduce_lr.is_some() && !options.schedule.is_constant() {
+        // As Keras, which cannot set the rate of an optimiser driven by a schedule.
+        bail!("ReduceLROnPlateau needs a constant learning rate: drop lr_schedule / lr_decay");
+    }
+    callbacks.replay(&history.epochs, |_| options.learning_rate);
+    let steps_per_epoch = options
+        .train_items
+        .unwrap_or(train.len())
+        .div_ceil(options.batch_size)
+        .max(1);
+    let schedule = ModuleLrScheduler::new(ScheduledLr::new(
+        options.schedule,
+        options.learning_rate,
+        steps_per_epoch,
+        options.epochs,
+        start.unwrap_or(0),
+        callbacks.lr_factor.clone(),
+    ));
+    let callbacks = Arc::new(Mutex::new(callbacks));
     // Batches in one order whatever the number of workers: a seeded fit repeats exactly.
     let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
         OrderedLoader::new(
@@ -256,11 +275,18 @@ where
     let dashboard: Option<Box<dyn MetricsRenderer>> = on_terminal
         .then(|| Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), start)) as _);
     let guard = TrainingGuard::new(interrupter.clone(), options.classes);
-    let renderer = EpochRenderer::new(dashboard, shared.clone(), out, guard.clone());
+    let hook = CallbackHook {
+        callbacks: callbacks.clone(),
+        interrupter: interrupter.clone(),
+        base_lr: options.learning_rate,
+    };
+    let renderer = EpochRenderer::new(dashboard, shared.clone(), out, guard.clone(), hook);
+    let template = model.clone();
 
     let mut training = SupervisedTraining::new(out, train_loader, valid_loader)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastAndBest::new(out, callbacks.clone()))
         .num_epochs(options.epochs)
         .with_interrupter(interrupter)
         .renderer(Box::new(renderer));
@@ -271,11 +297,18 @@ where
 
     let history = shared.lock().map(|h| h.clone()).unwrap_or_default();
     history.save(out)?;
+    let mut callbacks = callbacks
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_else(|e| e.into_inner().clone());
     if on_terminal {
         // The dashboard has closed: leave the epochs on screen as Keras does.
         for record in &history.epochs {
             println!("{}", record.line(options.epochs));
         }
+    }
+    for message in callbacks.take_messages() {
+        println!("{message}");
     }
     if let Some(error) = result.error {
         bail!("training failed: {error}");
@@ -293,9 +326,41 @@ where
                 .unwrap_or_default()
         );
     }
+    let stopped_early = callbacks
+        .early_stopping
+        .as_ref()
+        .and_then(|e| e.stopped_epoch);
+    let last = history.epochs.last().map(|r| r.epoch);
+    let kept_epoch = callbacks.kept_epoch();
+    if let Some(epoch) = kept_epoch {
+        println!("{}", kept_message(&callbacks, epoch));
+    }
+    let model = match kept_epoch {
+        Some(epoch) if Some(epoch) != last => load_checkpoint(out, epoch, &template)?,
+        _ => result.model,
+    };
     Ok(Fitted {
-        model: result.model,
+        model,
         history,
-        interrupted: result.interrupted.is_some(),
+        interrupted: result.interrupted.is_some() && stopped_early.is_none(),
+        kept_epoch,
+        stopped_early,
     })
+}
+
+/// What the run ends with, as Keras says it.
+fn kept_message(callbacks: &Callbacks, epoch: usize) -> String {
+    let restoring = callbacks
+        .early_stopping
+        .as_ref()
+        .is_some_and(|e| e.restore_best_weights);
+    if restoring {
+        format!("Restoring model weights from the end of the best epoch: {epoch}.")
+    } else {
+        let monitor = callbacks
+            .best_checkpoint
+            .as_ref()
+            .map_or("val_loss", |b| b.monitor.name());
+        format!("save_best_only: the model kept is epoch {epoch}'s, the best {monitor}")
+    }
 }

@@ -3,6 +3,8 @@
 //! chosen at run time.
 
 pub mod backend;
+pub mod callbacks;
+pub mod checkpoints;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
@@ -12,6 +14,7 @@ pub mod history;
 pub mod initializers;
 pub mod kernels;
 pub mod loader;
+pub mod lr_schedule;
 pub mod model;
 pub mod model_config;
 pub mod optimizer;

@@ -19,7 +19,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::callbacks::{CallbackOptions, Monitor};
 use crate::initializers::Initializer;
+use crate::lr_schedule::ScheduleKind;
 use crate::optimizer::{HyperParameters, Optimizer, OptimizerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -183,6 +185,11 @@ pub struct CompileConfig {
     /// Multiply the learning rate by this over every epoch, smoothly step by step (Keras's
     /// `ExponentialDecay(decay_steps=steps per epoch)`); 1 or absent: constant.
     pub lr_decay: Option<f64>,
+    /// How the rate changes by epoch: constant, exponential (× `lr_decay` over each
+    /// epoch; the default when `lr_decay` is set), step (× `lr_decay` every
+    /// `lr_step_epochs` epochs) or cosine (down to 0 over the run).
+    pub lr_schedule: Option<ScheduleKind>,
+    pub lr_step_epochs: Option<usize>,
     pub momentum: Option<f64>,
     pub nesterov: Option<bool>,
     pub beta_1: Option<f64>,
@@ -246,6 +253,37 @@ pub struct FitConfig {
     /// Randomly transform every training image anew each epoch, as `--augment` does
     /// (MNIST: shifts, rotations, zoom; faces: also left-right flips).
     pub augment: Option<bool>,
+    /// Keras's callbacks (crate::callbacks): what they watch, `val_loss` by default.
+    pub monitor: Option<Monitor>,
+    /// EarlyStopping(patience): stop after this many epochs without improvement.
+    pub patience: Option<usize>,
+    /// EarlyStopping(min_delta): the least change that counts as an improvement.
+    pub min_delta: Option<f64>,
+    /// EarlyStopping(restore_best_weights): end with the best epoch's weights.
+    pub restore_best_weights: Option<bool>,
+    /// ModelCheckpoint(save_best_only): `model.bpk` is the best epoch's weights.
+    pub save_best_only: Option<bool>,
+    /// ReduceLROnPlateau(patience): lower the rate after this many epochs without
+    /// improvement, by `reduce_lr_factor` (0.1) down to `min_lr` (0).
+    pub reduce_lr_patience: Option<usize>,
+    pub reduce_lr_factor: Option<f64>,
+    pub min_lr: Option<f64>,
+}
+
+impl FitConfig {
+    /// The callback settings among these.
+    pub fn callbacks(&self) -> CallbackOptions {
+        CallbackOptions {
+            monitor: self.monitor,
+            patience: self.patience,
+            min_delta: self.min_delta,
+            restore_best_weights: self.restore_best_weights,
+            save_best_only: self.save_best_only,
+            reduce_lr_patience: self.reduce_lr_patience,
+            reduce_lr_factor: self.reduce_lr_factor,
+            min_lr: self.min_lr,
+        }
+    }
 }
 
 /// The shape of the activations between layers (batch dimension left out).
@@ -512,6 +550,36 @@ mod tests {
     use super::*;
 
     const COURSE_CNN: &str = include_str!("../../../configs/mnist-cnn.toml");
+
+    #[test]
+    fn callbacks_and_schedules_are_read_from_fit_and_compile() {
+        let text = COURSE_CNN.replace(
+            "[fit]",
+            "[fit]\nmonitor = \"val_acc\"\npatience = 3\nrestore_best_weights = true\n\
+             save_best_only = true\nreduce_lr_patience = 2\nmin_lr = 1e-5",
+        );
+        let text = text.replace(
+            "[compile]",
+            "[compile]\nlr_schedule = \"step\"\nlr_step_epochs = 2",
+        );
+        let config = ModelConfig::parse(&text, "t.toml").unwrap();
+        let callbacks = config.fit.callbacks();
+        assert_eq!(callbacks.monitor, Some(Monitor::ValAcc));
+        assert_eq!(callbacks.patience, Some(3));
+        assert_eq!(callbacks.restore_best_weights, Some(true));
+        assert_eq!(callbacks.save_best_only, Some(true));
+        assert_eq!(callbacks.reduce_lr_patience, Some(2));
+        assert_eq!(callbacks.min_lr, Some(1e-5));
+        assert_eq!(config.compile.lr_schedule, Some(ScheduleKind::Step));
+        assert_eq!(config.compile.lr_step_epochs, Some(2));
+        // A monitor Keras would not know is refused with the file's position.
+        let bad = COURSE_CNN.replace("[fit]", "[fit]\nmonitor = \"val_auc\"");
+        let err = ModelConfig::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("val_auc") || err.contains("unknown variant"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn course_cnn_counts_equal_keras() {

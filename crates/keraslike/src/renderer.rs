@@ -17,8 +17,37 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
+use burn::train::Interrupter;
+
+use crate::callbacks::Callbacks;
 use crate::guard::TrainingGuard;
 use crate::history::{EpochRecord, History};
+
+/// The callbacks `fit` runs after every epoch, and how they stop training.
+pub struct CallbackHook {
+    pub callbacks: Arc<Mutex<Callbacks>>,
+    pub interrupter: Interrupter,
+    /// The learning rate before ReduceLROnPlateau's reductions.
+    pub base_lr: f64,
+}
+
+impl CallbackHook {
+    /// Runs the callbacks on the epoch's row; their messages when `print` (elsewhere they
+    /// wait in the callbacks until `fit` shows them).
+    fn on_epoch_end(&self, record: &EpochRecord, print: bool) {
+        let Ok(mut callbacks) = self.callbacks.lock() else {
+            return;
+        };
+        if callbacks.on_epoch_end(record, self.base_lr) {
+            self.interrupter.stop(Some("early stopping"));
+        }
+        if print {
+            for message in callbacks.take_messages() {
+                println!("{message}");
+            }
+        }
+    }
+}
 
 /// One split's latest value of each metric, by metric name.
 #[derive(Default)]
@@ -51,6 +80,7 @@ pub struct EpochRenderer {
     /// (Keras's `CSVLogger`), so a crashed run keeps its curves.
     out: PathBuf,
     guard: TrainingGuard,
+    hook: CallbackHook,
 }
 
 impl EpochRenderer {
@@ -59,6 +89,7 @@ impl EpochRenderer {
         history: Arc<Mutex<History>>,
         out: &Path,
         guard: TrainingGuard,
+        hook: CallbackHook,
     ) -> Self {
         Self {
             inner,
@@ -71,6 +102,7 @@ impl EpochRenderer {
             history,
             out: out.to_path_buf(),
             guard,
+            hook,
         }
     }
 
@@ -161,6 +193,7 @@ impl TrainingProgressLogger for EpochRenderer {
             Some(inner) => inner.update_epoch(epoch),
             None => println!("{}", record.line(self.total_epochs)),
         }
+        self.hook.on_epoch_end(&record, self.inner.is_none());
     }
 
     fn start_split(&mut self, split: &str, total_items: usize) {
@@ -259,14 +292,18 @@ impl MetricsRenderer for EpochRenderer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::train::Interrupter;
 
     #[test]
     fn history_csv_grows_after_every_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let shared = Arc::new(Mutex::new(History::default()));
         let guard = TrainingGuard::new(Interrupter::new(), 10);
-        let mut renderer = EpochRenderer::new(None, shared.clone(), dir.path(), guard);
+        let hook = CallbackHook {
+            callbacks: Arc::default(),
+            interrupter: Interrupter::new(),
+            base_lr: 0.1,
+        };
+        let mut renderer = EpochRenderer::new(None, shared.clone(), dir.path(), guard, hook);
         let rows = || {
             let text = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
             text.lines().count() - 1

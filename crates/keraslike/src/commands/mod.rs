@@ -12,8 +12,10 @@ use clap::Args;
 use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages};
 
 use keraslike::backend::Backend;
+use keraslike::callbacks::{CallbackOptions, Monitor};
 use keraslike::data::FolderImages;
 use keraslike::fit::FitOptions;
+use keraslike::lr_schedule::{Schedule, ScheduleKind};
 use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
 use keraslike::saved_model::ModelCard;
@@ -116,6 +118,71 @@ pub struct TrainArgs {
     /// the seed's order whatever the number, so a seeded run repeats exactly.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Learning-rate schedule: constant, exponential (× --lr-decay over each epoch), step
+    /// (× --lr-decay every --lr-step-epochs epochs) or cosine (down to 0 over the run)
+    /// [default: the config's; exponential when it sets lr_decay].
+    #[arg(long, value_enum, help_heading = "Learning rate")]
+    lr_schedule: Option<ScheduleKind>,
+    /// The exponential or step schedule's factor, in (0, 1] [default: the config's, else
+    /// 0.9 for exponential, 0.1 for step].
+    #[arg(long, help_heading = "Learning rate")]
+    lr_decay: Option<f64>,
+    /// The step schedule's period in epochs [default: 1].
+    #[arg(long, help_heading = "Learning rate")]
+    lr_step_epochs: Option<usize>,
+    #[command(flatten)]
+    callbacks: CallbackArgs,
+}
+
+/// Keras's callbacks as flags (each over the config's `[fit]` key of the same name).
+#[derive(Args)]
+#[command(
+    next_help_heading = "Callbacks (Keras's EarlyStopping, ModelCheckpoint, ReduceLROnPlateau)"
+)]
+pub struct CallbackArgs {
+    /// What the callbacks watch after every epoch [default: val_loss].
+    #[arg(long, value_enum)]
+    monitor: Option<Monitor>,
+    /// EarlyStopping: stop once this many epochs in a row did not improve the monitored
+    /// value.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// EarlyStopping: a change smaller than this is no improvement [default: 0].
+    #[arg(long)]
+    min_delta: Option<f64>,
+    /// EarlyStopping(restore_best_weights=True): end with (and save) the best epoch's
+    /// weights instead of the last epoch's.
+    #[arg(long)]
+    restore_best: bool,
+    /// ModelCheckpoint(save_best_only=True): model.bpk holds the epoch with the best
+    /// monitored value; the run says which epoch that was.
+    #[arg(long)]
+    save_best_only: bool,
+    /// ReduceLROnPlateau: multiply the rate by --reduce-lr-factor once this many epochs in
+    /// a row did not improve the monitored value.
+    #[arg(long)]
+    reduce_lr_patience: Option<usize>,
+    /// ReduceLROnPlateau's factor, in (0, 1) [default: 0.1].
+    #[arg(long)]
+    reduce_lr_factor: Option<f64>,
+    /// ReduceLROnPlateau never lowers the rate below this [default: 0].
+    #[arg(long)]
+    min_lr: Option<f64>,
+}
+
+impl CallbackArgs {
+    fn options(&self) -> CallbackOptions {
+        CallbackOptions {
+            monitor: self.monitor,
+            patience: self.patience,
+            min_delta: self.min_delta,
+            restore_best_weights: self.restore_best.then_some(true),
+            save_best_only: self.save_best_only.then_some(true),
+            reduce_lr_patience: self.reduce_lr_patience,
+            reduce_lr_factor: self.reduce_lr_factor,
+            min_lr: self.min_lr,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -143,7 +210,15 @@ impl TrainArgs {
             batch_size: self.batch_size.or(config.fit.batch_size).unwrap_or(32),
             optimizer,
             learning_rate,
-            lr_decay: config.compile.lr_decay.unwrap_or(1.0),
+            schedule: Schedule::new(
+                self.lr_schedule.or(config.compile.lr_schedule),
+                self.lr_decay.or(config.compile.lr_decay),
+                self.lr_step_epochs.or(config.compile.lr_step_epochs),
+            )?,
+            callbacks: config
+                .fit
+                .callbacks()
+                .overridden_by(&self.callbacks.options()),
             seed: self.seed.or(config.fit.seed).unwrap_or(42),
             workers: self.workers.max(1),
             resume: self.resume,
@@ -158,13 +233,8 @@ impl TrainArgs {
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
         }
-        if !(options.lr_decay > 0.0 && options.lr_decay <= 1.0) {
-            // NaN fails this test too.
-            bail!(
-                "lr_decay must be in (0, 1]; the config has {}",
-                options.lr_decay
-            );
-        }
+        // Settings that belong together are checked before any work.
+        options.callbacks.build()?;
         Ok(options)
     }
 
