@@ -898,3 +898,201 @@ fn callback_flags_that_do_not_belong_together_are_one_clear_line() {
         );
     }
 }
+
+/// The Python that runs `tests/python/`: `DL_PYTHON`, else `python3`; `None` (with the
+/// reason printed) when it lacks NumPy, safetensors or Pillow.
+fn python_with_numpy() -> Option<String> {
+    let python = std::env::var("DL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import numpy, safetensors, PIL"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => Some(python),
+        Ok(out) => {
+            let why = text(&out.stderr);
+            let last = why.trim().lines().last().unwrap_or("").to_string();
+            eprintln!("skipped: {python} lacks numpy/safetensors/Pillow ({last})");
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run {python}: {e}");
+            None
+        }
+    }
+}
+
+/// A model with every kind of weight (a stride-2 "same" Conv2D, whose padding Keras puts
+/// mostly after, BatchNormalization, two Dense layers).
+const EXPORT_CNN: &str = "input = [3, 24, 20]\n\
+    [[layers]]\ntype = \"Conv2D\"\nfilters = 6\nkernel_size = 3\nstrides = 2\npadding = \"same\"\nactivation = \"relu\"\n\
+    [[layers]]\ntype = \"BatchNormalization\"\n\
+    [[layers]]\ntype = \"MaxPooling2D\"\npool_size = 2\n\
+    [[layers]]\ntype = \"Flatten\"\n\
+    [[layers]]\ntype = \"Dropout\"\nrate = 0.3\n\
+    [[layers]]\ntype = \"Dense\"\nunits = 8\nactivation = \"tanh\"\n\
+    [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n\
+    [compile]\noptimizer = \"adam\"\nlearning_rate = 0.01\n";
+
+/// `model.safetensors` rebuilt outside the project (PyTorch when installed, else NumPy)
+/// gives `predict`'s probabilities on a folder of test images, from `predictions.csv`.
+#[test]
+fn the_pytorch_style_export_predicts_as_keraslike_does_in_python() {
+    let Some(python) = python_with_numpy() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    face_folders(&data);
+    let config = dir.path().join("export.toml");
+    std::fs::write(&config, EXPORT_CNN).unwrap();
+    let out = dir.path().join("run");
+    let trained = run(
+        &keraslike(),
+        &[
+            "face",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "4",
+            "--validation-steps",
+            "1",
+            "--batch-size",
+            "16",
+        ],
+        None,
+        &[],
+    );
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let model = out.join("model.bpk");
+    let predicted = run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            data.join("test").to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+    let csv = out.join("predictions.csv");
+    assert_eq!(lines_of(&csv), 41, "40 test images and the header");
+    assert!(text(&predicted.stdout).contains("Wrote 40 predictions"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_export.py");
+    let checked = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(out.join("model.safetensors"))
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let report = text(&checked.stdout);
+    eprintln!("{report}");
+    assert!(
+        checked.status.success(),
+        "{report}{}",
+        text(&checked.stderr)
+    );
+    assert!(
+        report.contains("40 images") && report.ends_with(": OK\n"),
+        "{report}"
+    );
+}
+
+/// `predict` takes folders (recursively, sorted) and files together, and a folder with no
+/// images is one clear line.
+#[test]
+fn predict_reads_folders_recursively_and_writes_every_probability() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    face_folders(&data);
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, SMALL_FACE_CNN).unwrap();
+    let out = dir.path().join("run");
+    let trained = run(
+        &keraslike(),
+        &[
+            "face",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--validation-steps",
+            "1",
+        ],
+        None,
+        &[],
+    );
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let model = out.join("model.bpk");
+    let csv = dir.path().join("all.csv");
+    let photo = data.join("train/nonsmile/photo.jpg");
+    let predicted = run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            data.to_str().unwrap(),
+            photo.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+    // 123 training and 40 test images under the folder, then the photo again: more than
+    // are listed, so a count per class instead.
+    let s = text(&predicted.stdout);
+    assert!(s.contains("Predicted 164 images: nonsmile: "), "{s}");
+    let rows: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(rows[0], "file,class,nonsmile,smile");
+    assert_eq!(rows.len(), 165);
+    let files: Vec<&str> = rows[1..164]
+        .iter()
+        .map(|r| r.split(',').next().unwrap())
+        .collect();
+    assert!(
+        files.windows(2).all(|w| w[0] < w[1]),
+        "the folder's files in order"
+    );
+    for row in &rows[1..] {
+        let fields: Vec<&str> = row.split(',').collect();
+        let p: Vec<f64> = fields[2..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row}");
+        let best = if p[1] > p[0] { "smile" } else { "nonsmile" };
+        assert_eq!(fields[1], best, "{row}");
+    }
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = one_line_error(&run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            empty.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    ));
+    assert!(err.contains("no image files"), "{err}");
+}

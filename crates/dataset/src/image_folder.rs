@@ -517,6 +517,15 @@ pub fn hwc_to_chw(hwc: &[u8], channels: usize) -> Vec<u8> {
 
 /// Image files below `dir`. Symlinked folders are not followed (Keras's default,
 /// `follow_links=False`), so a link loop cannot recurse forever.
+/// Every image file under `dir`, in its subfolders too (symbolic links to folders are not
+/// followed), sorted by path.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    collect_images(dir, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
 fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;

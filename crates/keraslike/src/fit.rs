@@ -127,7 +127,7 @@ pub fn history_path(out: &Path) -> PathBuf {
 
 /// What a training run writes into its folder: `--overwrite` removes these and nothing
 /// else.
-const RUN_OUTPUTS: [&str; 11] = [
+const RUN_OUTPUTS: [&str; 12] = [
     "checkpoint",
     "train",
     "valid",
@@ -136,6 +136,7 @@ const RUN_OUTPUTS: [&str; 11] = [
     "acc.png",
     "model.bpk",
     "model.toml",
+    "model.safetensors",
     "confusion.csv",
     "experiment.log",
     "summary.txt",

@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod checkpoints;
 pub mod data;
 pub mod evaluate;
+pub mod export;
 pub mod fit;
 pub mod gan;
 pub mod guard;

@@ -83,10 +83,15 @@ enum Command {
         /// The model file written by training (`model.bpk`; its `model.toml` beside it).
         #[arg(long)]
         model: PathBuf,
-        /// PNG, JPEG, BMP, GIF or WebP files. MNIST models see them as MNIST digits (grey,
-        /// white on black, centred); others resized to the model's input.
+        /// PNG, JPEG, BMP, GIF or WebP files, or folders of them (searched recursively).
+        /// MNIST models see them as MNIST digits (grey, white on black, centred); others
+        /// resized to the model's input.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Also write every prediction to this CSV (file, class, each class's
+        /// probability) [default: predictions.csv beside the model when a folder is given].
+        #[arg(long)]
+        csv: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Backend::Flex)]
         backend: Backend,
     },
@@ -119,8 +124,9 @@ fn main() {
         Command::Predict {
             model,
             images,
+            csv,
             backend,
-        } => commands::saved::predict(&model, &images, backend),
+        } => commands::saved::predict(&model, &images, csv.as_deref(), backend),
         Command::Backends => {
             for b in [Backend::Flex, Backend::Ndarray, Backend::Wgpu] {
                 match backend::device(b).and_then(|d| backend::smoke_test(&d)) {

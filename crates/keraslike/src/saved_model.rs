@@ -102,9 +102,15 @@ pub fn load_weights<M: Module>(path: &Path, fresh: M) -> Result<M> {
         .map_err(|e| anyhow!("{}: weights do not fit the network: {e}", path.display()))
 }
 
-/// Saves weights and card, each atomically.
+/// The PyTorch-style export that goes with weights `path`: same name, `.safetensors`.
+pub fn export_path(path: &Path) -> PathBuf {
+    path.with_extension("safetensors")
+}
+
+/// Saves weights, card and the PyTorch-style export ([`crate::export`]), each atomically.
 pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
     save_weights(path, model)?;
+    crate::export::save(&export_path(path), model, card.model.input, &card.classes)?;
     let text = toml::to_string(card).context("cannot serialise the model card")?;
     write_atomic(&card_path(path), text.as_bytes())?;
     Ok(())
