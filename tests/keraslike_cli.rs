@@ -233,6 +233,10 @@ fn mnist_trains_resumes_evaluates_and_predicts() {
     // The bars are easy: the test accuracy line must show it learned.
     let acc = test_accuracy(&s);
     assert!(acc > 0.9, "test accuracy {acc}\n{s}");
+    // sklearn's classification report, and the grid of the surest mistakes when any.
+    assert!(s.contains("f1-score") && s.contains("weighted avg"), "{s}");
+    assert_eq!(out.join("misclassified.png").is_file(), acc < 1.0, "{s}");
+    assert!(out.join("model.safetensors").is_file());
 
     // Starting again into the same folder would overwrite the run: refused, nothing touched.
     let history_before = std::fs::read(out.join("history.csv")).unwrap();

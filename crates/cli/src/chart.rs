@@ -176,6 +176,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn captioned_grid_enlarges_pictures_and_writes_captions_beneath() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let tile = |v: u8| Tile {
+            image: image::RgbImage::from_pixel(28, 28, image::Rgb([v, v, v])),
+            caption: ["7 0.98".into(), "(true 1)".into()],
+        };
+        write_captioned_grid(&path, &[tile(0), tile(60), tile(120)], 2).unwrap();
+        let grid = image::open(&path).unwrap().to_rgb8();
+        // Two columns, two rows of 112-pixel pictures with 34 pixels of caption and gaps.
+        assert_eq!(grid.dimensions(), (2 * 120 + 8, 2 * 154 + 8));
+        // The first picture fills its 112 pixels (28 enlarged 4 times).
+        assert_eq!(grid.get_pixel(8 + 111, 8 + 111).0, [0, 0, 0]);
+        assert_eq!(grid.get_pixel(8 + 112, 8).0, [255, 255, 255]);
+        // Its caption is drawn: dark pixels under the picture.
+        let dark = (8..120)
+            .flat_map(|x| (8 + 112..8 + 146).map(move |y| (x, y)))
+            .filter(|&(x, y)| grid.get_pixel(x, y).0[0] < 128)
+            .count();
+        assert!(dark > 20, "{dark} dark caption pixels");
+    }
+
+    #[test]
     fn line_chart_is_a_png_with_drawn_curves() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("loss.png");
@@ -239,4 +262,67 @@ mod tests {
         assert!(lo < 2.0 && hi > 2.0);
         assert_eq!(padded_range(std::iter::empty()), (0.0, 1.0));
     }
+}
+
+/// One picture of a [`write_captioned_grid`]: its pixels and up to two caption lines.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    pub image: image::RgbImage,
+    pub caption: [String; 2],
+}
+
+/// Side of a tile's picture in the grid: every picture is scaled (nearest neighbour) to
+/// fit it, so that a 28×28 digit reads at a glance and a photo stays small.
+const TILE: u32 = 112;
+
+/// `tiles` in rows of `cols`, each picture scaled to [`TILE`] pixels with its caption
+/// beneath, on white, as one PNG written atomically.
+pub fn write_captioned_grid(path: &Path, tiles: &[Tile], cols: usize) -> Result<()> {
+    let fail = |reason: String| PlotError::Draw {
+        path: path.to_path_buf(),
+        reason,
+    };
+    ensure_font().map_err(fail)?;
+    let cols = cols.clamp(1, tiles.len().max(1)) as u32;
+    let rows = (tiles.len() as u32).div_ceil(cols).max(1);
+    let (gap, text_h) = (8u32, 34u32);
+    let (cell_w, cell_h) = (TILE + gap, TILE + text_h + gap);
+    let (width, height) = (cols * cell_w + gap, rows * cell_h + gap);
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    for (i, tile) in tiles.iter().enumerate() {
+        let (x0, y0) = (
+            gap + (i as u32 % cols) * cell_w,
+            gap + (i as u32 / cols) * cell_h,
+        );
+        // Fitted into TILE × TILE, keeping its shape, nearest neighbour (crisp pixels).
+        let (w, h) = tile.image.dimensions();
+        let side = w.max(h).max(1);
+        let (tw, th) = ((w * TILE / side).max(1), (h * TILE / side).max(1));
+        for y in 0..th {
+            for x in 0..tw {
+                let pixel = *tile.image.get_pixel(x * w / tw, y * h / th);
+                canvas.put_pixel(x0 + x, y0 + y, pixel);
+            }
+        }
+    }
+    let mut rgb = canvas.into_raw();
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        let style = ("sans-serif", 13).into_font().color(&BLACK);
+        for (i, tile) in tiles.iter().enumerate() {
+            let (x0, y0) = (
+                gap + (i as u32 % cols) * cell_w,
+                gap + (i as u32 / cols) * cell_h,
+            );
+            for (line, text) in tile.caption.iter().enumerate() {
+                let at = (x0 as i32, (y0 + TILE + 2 + 15 * line as u32) as i32);
+                root.draw_text(text, &style, at)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    let image = image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| fail("buffer size mismatch".into()))?;
+    write_png(path, &image)
 }

@@ -16,5 +16,8 @@ pub mod interrupt;
 pub mod progress;
 pub mod table;
 
-pub use chart::{Curve, LineChart, PlotError, write_line_chart, write_line_charts, write_png};
+pub use chart::{
+    Curve, LineChart, PlotError, Tile, write_captioned_grid, write_line_chart, write_line_charts,
+    write_png,
+};
 pub use font::FONT_ENV;

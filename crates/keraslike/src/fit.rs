@@ -127,7 +127,7 @@ pub fn history_path(out: &Path) -> PathBuf {
 
 /// What a training run writes into its folder: `--overwrite` removes these and nothing
 /// else.
-const RUN_OUTPUTS: [&str; 12] = [
+const RUN_OUTPUTS: [&str; 14] = [
     "checkpoint",
     "train",
     "valid",
@@ -138,6 +138,8 @@ const RUN_OUTPUTS: [&str; 12] = [
     "model.toml",
     "model.safetensors",
     "confusion.csv",
+    "misclassified.png",
+    "predictions.csv",
     "experiment.log",
     "summary.txt",
 ];

@@ -204,8 +204,9 @@ pub fn run(args: FaceArgs) -> Result<()> {
     )?;
     print!("{}", result.report(&classes));
     result.write_confusion_csv(&out.join("confusion.csv"), &classes)?;
+    result.write_misclassified(&out.join("misclassified.png"), &classes)?;
     println!(
-        "Wrote {} (+ model.toml), history.csv, loss.png, acc.png, confusion.csv in {}",
+        "Wrote {} (+ model.toml, model.safetensors), history.csv, loss.png, acc.png, confusion.csv, misclassified.png in {}",
         model_path.display(),
         out.display()
     );

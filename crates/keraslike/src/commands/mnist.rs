@@ -142,8 +142,10 @@ pub fn run(args: MnistArgs) -> Result<()> {
     result.write_confusion_csv(&out.join("confusion.csv"), &classes)?;
     println!("Test loss: {:.4}", result.loss);
     println!("Test accuracy: {:.4}", result.accuracy());
+    print!("{}", result.classification_report(&classes));
+    result.write_misclassified(&out.join("misclassified.png"), &classes)?;
     println!(
-        "Wrote {} (+ model.toml), history.csv, loss.png, acc.png, confusion.csv in {}",
+        "Wrote {} (+ model.toml, model.safetensors), history.csv, loss.png, acc.png, confusion.csv, misclassified.png in {}",
         model_path.display(),
         out.display()
     );

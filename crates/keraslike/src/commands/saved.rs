@@ -22,6 +22,7 @@ pub fn evaluate_command(
     batch: usize,
 ) -> Result<()> {
     let device = backend::device(backend)?;
+    let grid = model.with_file_name("misclassified.png");
     let (model, card) = saved_model::load(model, &device)?;
     let shape = ImageShape {
         channels: card.model.input[0],
@@ -65,6 +66,13 @@ pub fn evaluate_command(
         }
     };
     print!("{}", result.report(&card.classes));
+    if result.write_misclassified(&grid, &card.classes)? {
+        println!(
+            "Wrote the {} surest mistakes to {}",
+            result.worst.len(),
+            grid.display()
+        );
+    }
     Ok(())
 }
 
