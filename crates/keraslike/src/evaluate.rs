@@ -351,6 +351,14 @@ mod tests {
             report.contains("accuracy                         0.7000        10"),
             "{report}"
         );
+        // The rest of sklearn's classification_report(digits=4, zero_division=0).
+        for line in [
+            "a     0.6250    1.0000    0.7692         5",
+            "macro avg     0.5417    0.6667    0.5897        10",
+            "weighted avg     0.5125    0.7000    0.5846        10",
+        ] {
+            assert!(report.contains(line), "{line:?} in\n{report}");
+        }
     }
 
     /// An untrained model on scrambled pixels gets about half wrong; the evaluation keeps
