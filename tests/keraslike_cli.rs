@@ -883,6 +883,8 @@ fn callback_flags_that_do_not_belong_together_are_one_clear_line() {
             "constant learning rate",
         ),
         (&["--monitor", "val_auc", "--patience", "2"][..], "val_auc"),
+        (&["--class-weight", "1,2"][..], "2 weights for 10 classes"),
+        (&["--class-weight", "heavy"][..], "balanced"),
     ] {
         let out = dir.path().join("run");
         let mut args = vec![
@@ -1099,4 +1101,29 @@ fn predict_reads_folders_recursively_and_writes_every_probability() {
         &[],
     ));
     assert!(err.contains("no image files"), "{err}");
+}
+
+/// Keras's class_weight: balanced weights from the training set's class counts, printed,
+/// and a training loss that is the weighted one (a class weighted 0 leaves its images out
+/// of the loss, so the loss differs from the unweighted run's from the first epoch).
+#[test]
+fn class_weight_balanced_or_given_weights_the_training_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, balanced) = callback_fit(
+        dir.path(),
+        "balanced",
+        &["--epochs", "1", "--class-weight", "balanced"],
+    );
+    assert!(stdout.contains("class_weight: 0 "), "{stdout}");
+    assert_eq!(balanced.len(), 1);
+    let (_, plain) = callback_fit(dir.path(), "plain", &["--epochs", "1"]);
+    let (_, given) = callback_fit(
+        dir.path(),
+        "given",
+        &["--epochs", "1", "--class-weight", "0,1,1,1,1,1,1,1,1,1"],
+    );
+    assert_ne!(
+        given[0][1], plain[0][1],
+        "training loss {given:?} vs {plain:?}"
+    );
 }

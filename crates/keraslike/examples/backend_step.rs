@@ -51,6 +51,7 @@ fn images_per_second(
         let out = model.classification(ImageBatch {
             images: x.clone(),
             targets: y.clone(),
+            weights: None,
         });
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         // Reading the loss, as training's metrics do, waits for the step's work.

@@ -136,6 +136,32 @@ pub struct ImageBatch {
     pub images: Tensor<4>,
     /// (batch,)
     pub targets: Tensor<1, Int>,
+    /// (batch,): each image's weight in the loss (`class_weight`); `None`: all 1.
+    pub weights: Option<Tensor<1>>,
+}
+
+/// The training batches of a `fit` with `class_weight`: [`ImageBatcher`]'s, each image
+/// weighted by its class.
+#[derive(Debug, Clone)]
+pub struct WeightedBatcher {
+    pub inner: ImageBatcher,
+    /// One per class.
+    pub class_weights: Vec<f32>,
+}
+
+impl Batcher<ImageItem, ImageBatch> for WeightedBatcher {
+    fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        let weights: Vec<f32> = items
+            .iter()
+            .map(|item| self.class_weights.get(item.label).copied().unwrap_or(1.0))
+            .collect();
+        let n = weights.len();
+        let batch = self.inner.batch(items, device);
+        ImageBatch {
+            weights: Some(Tensor::from_data(TensorData::new(weights, [n]), device)),
+            ..batch
+        }
+    }
 }
 
 /// Stacks items into a batch, mapping each pixel p to `p · scale + offset`:
@@ -190,6 +216,7 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
                 device,
             ),
             targets: Tensor::from_data(TensorData::new(labels, [n]), device),
+            weights: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use burn::data::dataset::Dataset;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::activation::log_softmax;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -21,7 +22,7 @@ use burn::train::{
 
 use crate::callbacks::{CallbackOptions, Callbacks};
 use crate::checkpoints::KeepLastAndBest;
-use crate::data::{ImageBatch, ImageBatcher, ImageItem};
+use crate::data::{ImageBatch, ImageBatcher, ImageItem, WeightedBatcher};
 use crate::guard::TrainingGuard;
 use crate::history::History;
 use crate::loader::OrderedLoader;
@@ -32,12 +33,22 @@ use crate::renderer::{CallbackHook, EpochRenderer};
 use crate::run_folder;
 
 impl Sequential {
-    /// Logits, the cross-entropy of the batch, and the targets (what burn's metrics read).
+    /// Logits, the cross-entropy of the batch (its images' weights applied, as Keras's
+    /// `class_weight`: the mean of the weighted losses), and the targets (what burn's
+    /// metrics read).
     pub fn classification(&self, batch: ImageBatch) -> ClassificationOutput {
         let logits = self.forward_logits(batch.images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
+        let loss = match batch.weights {
+            None => CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits.clone(), batch.targets.clone()),
+            Some(weights) => {
+                let n = batch.targets.dims()[0];
+                let log_p = log_softmax(logits.clone(), 1);
+                let picked = log_p.gather(1, batch.targets.clone().reshape([n, 1]));
+                (picked.reshape([n]).neg() * weights).mean()
+            }
+        };
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 }
@@ -88,6 +99,8 @@ pub struct FitOptions {
     /// `steps_per_epoch` and `validation_steps`, times the batch size).
     pub train_items: Option<usize>,
     pub valid_items: Option<usize>,
+    /// Keras's `class_weight`, resolved: one weight per class for the training loss.
+    pub class_weights: Option<Vec<f32>>,
 }
 
 pub struct Fitted {
@@ -244,16 +257,31 @@ where
     ));
     let callbacks = Arc::new(Mutex::new(callbacks));
     // Batches in one order whatever the number of workers: a seeded fit repeats exactly.
-    let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
-        OrderedLoader::new(
-            train,
-            batcher,
-            options.batch_size,
-            options.workers,
-            Some(options.seed),
-        )
-        .per_pass(options.train_items),
-    );
+    let train_loader: Arc<dyn DataLoader<ImageBatch>> = match &options.class_weights {
+        None => Arc::new(
+            OrderedLoader::new(
+                train,
+                batcher,
+                options.batch_size,
+                options.workers,
+                Some(options.seed),
+            )
+            .per_pass(options.train_items),
+        ),
+        Some(weights) => Arc::new(
+            OrderedLoader::new(
+                train,
+                WeightedBatcher {
+                    inner: batcher,
+                    class_weights: weights.clone(),
+                },
+                options.batch_size,
+                options.workers,
+                Some(options.seed),
+            )
+            .per_pass(options.train_items),
+        ),
+    };
     // Validation steps draw from a shuffled cycle (as Keras's flow_from_directory does);
     // whole passes keep the data's order.
     let valid_shuffle = options.valid_items.map(|_| options.seed ^ 0x5eed);
@@ -365,5 +393,63 @@ fn kept_message(callbacks: &Callbacks, epoch: usize) -> String {
             .as_ref()
             .map_or("val_loss", |b| b.monitor.name());
         format!("save_best_only: the model kept is epoch {epoch}'s, the best {monitor}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_config::ModelConfig;
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+
+    /// Keras's class_weight: the batch mean of each image's cross-entropy times its
+    /// class's weight; weights of 1 give the plain cross-entropy.
+    #[test]
+    fn class_weights_scale_each_images_loss_and_average_over_the_batch() {
+        let config = ModelConfig::parse(
+            "input = [1, 2, 2]\n[[layers]]\ntype = \"Flatten\"\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 3\nactivation = \"softmax\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let device = Device::default();
+        let model = Sequential::new(&config, &device).unwrap();
+        let images = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..20).map(|i| (i as f32 * 0.37).sin()).collect(),
+                [5, 1, 2, 2],
+            ),
+            &device,
+        );
+        let labels = [0i64, 1, 2, 0, 1];
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [5]), &device);
+        let loss = |weights: Option<[f32; 3]>| {
+            let weights = weights.map(|w| {
+                let per_image: Vec<f32> = labels.iter().map(|&l| w[l as usize]).collect();
+                Tensor::<1>::from_data(TensorData::new(per_image, [5]), &device)
+            });
+            let batch = ImageBatch {
+                images: images.clone(),
+                targets: targets.clone(),
+                weights,
+            };
+            model.classification(batch).loss.into_scalar::<f32>()
+        };
+        let plain = loss(None);
+        assert!((loss(Some([1.0; 3])) - plain).abs() < 1e-6);
+        // Each image's loss from the model's probabilities.
+        let probs = burn::tensor::activation::softmax(model.forward_logits(images.clone()), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let nll: Vec<f32> = (0..5)
+            .map(|i| -probs[i * 3 + labels[i] as usize].ln())
+            .collect();
+        let expected = (2.0 * (nll[0] + nll[3]) + 0.5 * nll[2]) / 5.0;
+        let weighted = loss(Some([2.0, 0.0, 0.5]));
+        assert!(
+            (weighted - expected).abs() < 1e-5,
+            "{weighted} vs {expected}"
+        );
     }
 }

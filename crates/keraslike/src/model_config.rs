@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::{CallbackOptions, Monitor};
+use crate::class_weight::ClassWeight;
 use crate::initializers::Initializer;
 use crate::lr_schedule::ScheduleKind;
 use crate::optimizer::{HyperParameters, Optimizer, OptimizerKind};
@@ -268,6 +269,8 @@ pub struct FitConfig {
     pub reduce_lr_patience: Option<usize>,
     pub reduce_lr_factor: Option<f64>,
     pub min_lr: Option<f64>,
+    /// Keras's `class_weight`: `"balanced"` or one weight per class, in class order.
+    pub class_weight: Option<ClassWeight>,
 }
 
 impl FitConfig {

@@ -57,12 +57,17 @@ fn losses(mut model: Sequential, device: &Device) -> Vec<f32> {
         let step = model.classification(ImageBatch {
             images: images.clone(),
             targets: targets.clone(),
+            weights: None,
         });
         let grads = GradientsParams::from_grads(step.loss.backward(), &model);
         out.push(step.loss.into_scalar::<f32>());
         model = optim.step(1e-2, model, grads);
     }
-    let last = model.classification(ImageBatch { images, targets });
+    let last = model.classification(ImageBatch {
+        images,
+        targets,
+        weights: None,
+    });
     out.push(last.loss.into_scalar::<f32>());
     out
 }

@@ -140,6 +140,12 @@ pub fn run(args: FaceArgs) -> Result<()> {
         width,
     };
     super::check_outputs(&infos, &classes)?;
+    let options = FitOptions {
+        class_weights: args
+            .train
+            .class_weights(&config, &train.class_counts(), &classes)?,
+        ..options
+    };
 
     let device = backend::device(args.train.backend)?;
     device.seed(options.seed);

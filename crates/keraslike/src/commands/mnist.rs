@@ -11,7 +11,7 @@ use dataset::image_input::Preprocess;
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, ImageBatcher, InMemoryImages};
 use keraslike::evaluate::evaluate;
-use keraslike::fit::fit;
+use keraslike::fit::{FitOptions, fit};
 use keraslike::model::Sequential;
 use keraslike::model_config::summary_table;
 use keraslike::saved_model::{self, ModelCard, Resample};
@@ -72,6 +72,16 @@ pub fn run(args: MnistArgs) -> Result<()> {
         );
     }
     super::check_outputs(&infos, &classes)?;
+    let mut counts = vec![0usize; classes.len()];
+    for &label in &train.labels {
+        if let Some(count) = counts.get_mut(usize::from(label)) {
+            *count += 1;
+        }
+    }
+    let options = FitOptions {
+        class_weights: args.train.class_weights(&config, &counts, &classes)?,
+        ..options
+    };
 
     let device = backend::device(args.train.backend)?;
     device.seed(options.seed);

@@ -13,6 +13,7 @@ use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages
 
 use keraslike::backend::Backend;
 use keraslike::callbacks::{CallbackOptions, Monitor};
+use keraslike::class_weight::{self, ClassWeight};
 use keraslike::data::FolderImages;
 use keraslike::fit::FitOptions;
 use keraslike::lr_schedule::{Schedule, ScheduleKind};
@@ -130,6 +131,11 @@ pub struct TrainArgs {
     /// The step schedule's period in epochs [default: 1].
     #[arg(long, help_heading = "Learning rate")]
     lr_step_epochs: Option<usize>,
+    /// Keras's class_weight: `balanced` (scikit-learn's: n / (classes × count), so each
+    /// class weighs the same in all) or one weight per class in class order, as 1,2.5
+    /// [default: the config's, else none].
+    #[arg(long)]
+    class_weight: Option<ClassWeight>,
     #[command(flatten)]
     callbacks: CallbackArgs,
 }
@@ -229,6 +235,7 @@ impl TrainArgs {
             },
             train_items: None,
             valid_items: None,
+            class_weights: None,
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
@@ -236,6 +243,26 @@ impl TrainArgs {
         // Settings that belong together are checked before any work.
         options.callbacks.build()?;
         Ok(options)
+    }
+
+    /// The class weights asked for (flag over config), for classes of `counts` training
+    /// images each; printed as Keras users would check them.
+    pub fn class_weights(
+        &self,
+        config: &ModelConfig,
+        counts: &[usize],
+        names: &[String],
+    ) -> Result<Option<Vec<f32>>> {
+        let Some(asked) = self
+            .class_weight
+            .as_ref()
+            .or(config.fit.class_weight.as_ref())
+        else {
+            return Ok(None);
+        };
+        let weights = asked.resolve(counts, names)?;
+        println!("class_weight: {}", class_weight::describe(&weights, names));
+        Ok(Some(weights))
     }
 
     /// `--out`, or `runs/keraslike/<name>`.
