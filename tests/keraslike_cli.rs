@@ -1127,3 +1127,62 @@ fn class_weight_balanced_or_given_weights_the_training_loss() {
         "training loss {given:?} vs {plain:?}"
     );
 }
+
+/// Keras's validation_split for a folder of class subfolders without train/ and test/:
+/// the first 20% of each class's files validate, the rest train, and `evaluate` later
+/// finds the same validation subset through the model card.
+#[test]
+fn face_validation_split_divides_a_folder_without_a_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    dataset::synthetic::write_image_folder(&data, &["nonsmile", "smile"], 10, (20, 24), 1).unwrap();
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, SMALL_FACE_CNN).unwrap();
+    let out = dir.path().join("run");
+    let face = |split: &str| {
+        run(
+            &keraslike(),
+            &[
+                "face",
+                "--data",
+                data.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--validation-split",
+                split,
+            ],
+            None,
+            &[],
+        )
+    };
+    let err = one_line_error(&face("1.5"));
+    assert!(err.contains("validation_split must be in (0, 1)"), "{err}");
+    let trained = face("0.2");
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let s = text(&trained.stdout);
+    assert!(s.contains("Found 16 images belonging to 2 classes."), "{s}");
+    assert!(s.contains("Found 4 images belonging to 2 classes."), "{s}");
+    assert!(s.contains("4 test images"), "{s}");
+    let eval = run(
+        &keraslike(),
+        &[
+            "evaluate",
+            "--model",
+            out.join("model.bpk").to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    assert!(
+        text(&eval.stdout).contains("4 test images"),
+        "{}",
+        text(&eval.stdout)
+    );
+}

@@ -78,6 +78,13 @@ impl Default for FolderOptions {
     }
 }
 
+/// Which part of a folder split by Keras's `validation_split` to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subset {
+    Training,
+    Validation,
+}
+
 /// One image file and its class index.
 #[derive(Debug, Clone)]
 pub struct FolderItem {
@@ -165,6 +172,43 @@ impl ImageFolder {
             options,
             scan: ScanCheck::Walk,
         })
+    }
+
+    /// Keras's `ImageDataGenerator(validation_split=split)` with `subset=`: of each class's
+    /// files, in path order, the first ⌊split · n⌋ are the validation subset and the rest
+    /// the training subset, so the two never share an image.
+    pub fn subset(mut self, validation_split: f64, subset: Subset) -> Result<Self> {
+        if !(validation_split > 0.0 && validation_split < 1.0) {
+            return Err(DatasetError::BadFolder {
+                path: self.root.clone(),
+                reason: format!("validation_split must be in (0, 1), not {validation_split}"),
+            });
+        }
+        let mut kept = Vec::with_capacity(self.items.len());
+        for class in 0..self.classes.len() {
+            let files: Vec<&FolderItem> = self.items.iter().filter(|i| i.class == class).collect();
+            let cut = (validation_split * files.len() as f64) as usize;
+            let part = match subset {
+                Subset::Validation => &files[..cut],
+                Subset::Training => &files[cut..],
+            };
+            if part.is_empty() {
+                return Err(DatasetError::BadFolder {
+                    path: self.root.join(&self.classes[class]),
+                    reason: format!(
+                        "validation_split {validation_split} of its {} images leaves the {} subset none",
+                        files.len(),
+                        match subset {
+                            Subset::Validation => "validation",
+                            Subset::Training => "training",
+                        }
+                    ),
+                });
+            }
+            kept.extend(part.iter().map(|&item| item.clone()));
+        }
+        self.items = Arc::new(kept);
+        Ok(self)
     }
 
     pub fn root(&self) -> &Path {
@@ -819,6 +863,45 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("a/loop")).unwrap();
         let folder = ImageFolder::open(dir.path(), options(4, 4)).unwrap();
         assert_eq!(folder.len(), 2);
+    }
+
+    #[test]
+    fn validation_split_takes_each_classes_first_files_as_keras_does() {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_image_folder(dir.path(), &["a", "b"], 5, (4, 4), 1).unwrap();
+        let open = || ImageFolder::open(dir.path(), options(4, 4)).unwrap();
+        let names = |f: &ImageFolder| -> Vec<(usize, String)> {
+            f.items()
+                .iter()
+                .map(|i| {
+                    (
+                        i.class,
+                        i.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    )
+                })
+                .collect()
+        };
+        let all = names(&open());
+        let validation = names(&open().subset(0.4, Subset::Validation).unwrap());
+        let training = names(&open().subset(0.4, Subset::Training).unwrap());
+        // Keras: int(0.4 * 5) = 2 files of each class for validation, the first two.
+        assert_eq!(
+            validation,
+            [
+                all[0].clone(),
+                all[1].clone(),
+                all[5].clone(),
+                all[6].clone()
+            ]
+        );
+        assert_eq!(training.len(), 6);
+        assert!(training.iter().all(|t| !validation.contains(t)));
+        let err = open()
+            .subset(0.1, Subset::Validation)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leaves the validation subset none"), "{err}");
+        assert!(open().subset(1.0, Subset::Training).is_err());
     }
 
     #[test]

@@ -46,6 +46,6 @@ pub mod toml_text;
 pub use choice::DatasetChoice;
 pub use data_dir::{DATA_DIR_ENV, DataDir};
 pub use error::{DatasetError, Result};
-pub use image_folder::{Batch, ColorMode, FolderOptions, ImageFolder, Interpolation};
+pub use image_folder::{Batch, ColorMode, FolderOptions, ImageFolder, Interpolation, Subset};
 pub use labelled::{ImageShape, LabelledImages, Split};
 pub use mnist::MnistKind;

@@ -74,6 +74,10 @@ pub struct ModelCard {
     /// The data set it was trained on, so that `evaluate` finds its test set.
     #[serde(deserialize_with = "source")]
     pub source: DatasetChoice,
+    /// For an image folder without `test/`: the `--validation-split` it was trained with,
+    /// whose validation subset `evaluate` then uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_split: Option<f64>,
     pub model: ModelConfig,
 }
 
@@ -225,6 +229,7 @@ mod tests {
             preprocess: Preprocess::Resize,
             interpolation: Resample::Nearest,
             source: DatasetChoice::Mnist,
+            validation_split: None,
             model,
         }
     }

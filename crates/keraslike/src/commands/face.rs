@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use dataset::augment::Augmentation;
 use dataset::image_input::Preprocess;
-use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape};
+use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape, Subset};
 
 use keraslike::backend;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher};
@@ -28,9 +28,14 @@ pub enum Color {
 #[derive(Args)]
 pub struct FaceArgs {
     /// Folder with `train/` and `test/`, each holding one subfolder per class
-    /// (`smile/`, `nonsmile/`).
+    /// (`smile/`, `nonsmile/`); with --validation-split, a folder of class subfolders
+    /// (or its `train/`).
     #[arg(long)]
     data: PathBuf,
+    /// Keras's validation_split with subset=: validate on the first FRACTION of each
+    /// class's files (in path order), train on the rest, and leave test/ unused.
+    #[arg(long, value_name = "FRACTION")]
+    validation_split: Option<f64>,
     /// Input size HxW every image is resized to [default: the config's input, 218x178].
     #[arg(long, value_parser = parse_size)]
     size: Option<(usize, usize)>,
@@ -122,8 +127,19 @@ pub fn run(args: FaceArgs) -> Result<()> {
         skip_invalid: args.skip_invalid,
         prefetch: 4,
     };
-    let train = super::open_split(&args.data, "train", &folder_options)?;
-    let test = super::open_split(&args.data, "test", &folder_options)?;
+    let (train, test) = match args.validation_split {
+        None => (
+            super::open_split(&args.data, "train", &folder_options)?,
+            super::open_split(&args.data, "test", &folder_options)?,
+        ),
+        Some(split) => {
+            let root = super::split_root(&args.data);
+            (
+                super::open_subset(&root, &folder_options, split, Subset::Training)?,
+                super::open_subset(&root, &folder_options, split, Subset::Validation)?,
+            )
+        }
+    };
     if train.classes() != test.classes() {
         bail!(
             "{}: train/ has classes {:?} but test/ has {:?}; both need the same class folders",
@@ -195,6 +211,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         preprocess: Preprocess::Resize,
         interpolation: args.interpolation,
         source: DatasetChoice::Folder(data_root),
+        validation_split: args.validation_split,
         model: config,
     };
     let model_path = out.join("model.bpk");

@@ -133,6 +133,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         },
         interpolation: Resample::default(),
         source: args.dataset,
+        validation_split: None,
         model: config,
     };
     let model_path = out.join("model.bpk");

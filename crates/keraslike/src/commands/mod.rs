@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages};
+use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages, Subset};
 
 use keraslike::backend::Backend;
 use keraslike::callbacks::{CallbackOptions, Monitor};
@@ -52,10 +52,45 @@ pub fn open_split(root: &Path, split: &str, options: &FolderOptions) -> Result<I
     Ok(folder)
 }
 
-/// The folder's test split, for `evaluate`.
+/// The folder whose class subfolders `--validation-split` divides: `data/train` when there
+/// is one, else `data` itself.
+pub fn split_root(data: &Path) -> PathBuf {
+    let train = data.join("train");
+    if train.is_dir() {
+        train
+    } else {
+        data.to_path_buf()
+    }
+}
+
+/// Keras's `flow_from_directory(dir, subset=...)` of a `validation_split`, every file
+/// checked before any work, with Keras's "Found N images" line.
+pub fn open_subset(
+    dir: &Path,
+    options: &FolderOptions,
+    split: f64,
+    subset: Subset,
+) -> Result<ImageFolder> {
+    let folder = ImageFolder::open(dir, options.clone())?
+        .subset(split, subset)?
+        .check_headers()?;
+    println!("{}", folder.found_message());
+    Ok(folder)
+}
+
+/// The folder's test split (or, for a model trained with `--validation-split`, its
+/// validation subset), for `evaluate`.
 pub fn test_folder(root: &Path, card: &ModelCard) -> Result<FolderImages> {
-    let folder = open_split(root, "test", &card.folder_options())
-        .with_context(|| format!("evaluating on {}", root.display()))?;
+    let folder = match card.validation_split {
+        None => open_split(root, "test", &card.folder_options()),
+        Some(split) => open_subset(
+            &split_root(root),
+            &card.folder_options(),
+            split,
+            Subset::Validation,
+        ),
+    }
+    .with_context(|| format!("evaluating on {}", root.display()))?;
     if folder.classes() != card.classes {
         bail!(
             "{}: test/ has classes {:?}, the model {:?}",
