@@ -885,6 +885,8 @@ fn callback_flags_that_do_not_belong_together_are_one_clear_line() {
         (&["--monitor", "val_auc", "--patience", "2"][..], "val_auc"),
         (&["--class-weight", "1,2"][..], "2 weights for 10 classes"),
         (&["--class-weight", "heavy"][..], "balanced"),
+        (&["--rotation-range", "200"][..], "rotation_range"),
+        (&["--zoom-range", "1.5"][..], "zoom_range"),
     ] {
         let out = dir.path().join("run");
         let mut args = vec![
@@ -1185,4 +1187,31 @@ fn face_validation_split_divides_a_folder_without_a_test_split() {
         "{}",
         text(&eval.stdout)
     );
+}
+
+/// ImageDataGenerator's settings one by one: a shift-only, bilinear augmentation is what
+/// the run uses (and says), and it changes training from the unaugmented run's.
+#[test]
+fn augmentation_settings_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plain) = callback_fit(dir.path(), "plain", &["--epochs", "1"]);
+    let (stdout, shifted) = callback_fit(
+        dir.path(),
+        "shifted",
+        &[
+            "--epochs",
+            "1",
+            "--width-shift-range",
+            "0.2",
+            "--augment-interpolation",
+            "bilinear",
+        ],
+    );
+    assert!(
+        stdout.contains(
+            "width_shift: 0.2, height_shift: 0.0, rotation: 0.0, zoom: 0.0, warp: Bilinear"
+        ),
+        "{stdout}"
+    );
+    assert_ne!(shifted[0][1], plain[0][1]);
 }

@@ -24,6 +24,7 @@ use crate::class_weight::ClassWeight;
 use crate::initializers::Initializer;
 use crate::lr_schedule::ScheduleKind;
 use crate::optimizer::{HyperParameters, Optimizer, OptimizerKind};
+use crate::saved_model::Resample;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -271,6 +272,15 @@ pub struct FitConfig {
     pub min_lr: Option<f64>,
     /// Keras's `class_weight`: `"balanced"` or one weight per class, in class order.
     pub class_weight: Option<ClassWeight>,
+    /// ImageDataGenerator's augmentation, one setting at a time (over `augment`'s preset):
+    /// the largest rotation in degrees, shifts and zoom as fractions, left-right flips,
+    /// and how warped images are sampled (nearest or bilinear, Keras's default).
+    pub rotation_range: Option<f32>,
+    pub width_shift_range: Option<f32>,
+    pub height_shift_range: Option<f32>,
+    pub zoom_range: Option<f32>,
+    pub horizontal_flip: Option<bool>,
+    pub augment_interpolation: Option<Resample>,
 }
 
 impl FitConfig {

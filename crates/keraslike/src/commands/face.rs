@@ -111,6 +111,11 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let infos = config.infer()?;
 
     let options = args.train.fit_options(&config)?;
+    let augmentation = args.train.augmentation(
+        &config,
+        Augmentation::mild(),
+        args.augment || config.fit.augment == Some(true),
+    )?;
     super::check_training_memory(&config, &infos, options.batch_size)?;
     let steps = args.steps_per_epoch.or(config.fit.steps_per_epoch);
     let validation_steps = args.validation_steps.or(config.fit.validation_steps);
@@ -168,11 +173,9 @@ pub fn run(args: FaceArgs) -> Result<()> {
     // Parameters live on the autodiff device so that training can differentiate them.
     let model = Sequential::new(&config, &device.clone().autodiff())?;
     print!("{}", summary_table(&name, &infos));
-    let augmentation = if args.augment || config.fit.augment == Some(true) {
-        Augmentation::mild()
-    } else {
-        Augmentation::default()
-    };
+    if !augmentation.is_identity() {
+        println!("Augmenting: {augmentation:?}");
+    }
     let train_data =
         AugmentedImages::new(FolderImages::new(train), shape, augmentation, options.seed);
     let test_data = FolderImages::new(test);

@@ -46,6 +46,11 @@ pub fn run(args: MnistArgs) -> Result<()> {
     let (config, name) = args.train.load_config(COURSE_CNN, "mnist-cnn")?;
     let infos = config.infer()?;
     let options = args.train.fit_options(&config)?;
+    let augmentation = args.train.augmentation(
+        &config,
+        Augmentation::digits(),
+        args.augment || config.fit.augment == Some(true),
+    )?;
     super::check_training_memory(&config, &infos, options.batch_size)?;
     let out = args.train.out_dir(&name);
     let train_limit = args.train_limit.or(config.fit.train_limit);
@@ -100,11 +105,6 @@ pub fn run(args: MnistArgs) -> Result<()> {
         out.display()
     );
 
-    let augmentation = if args.augment || config.fit.augment == Some(true) {
-        Augmentation::digits()
-    } else {
-        Augmentation::default()
-    };
     if !augmentation.is_identity() {
         println!("Augmenting: {augmentation:?}");
     }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages, Subset};
 
+use dataset::augment::{Augmentation, Warp};
 use keraslike::backend::Backend;
 use keraslike::callbacks::{CallbackOptions, Monitor};
 use keraslike::class_weight::{self, ClassWeight};
@@ -19,7 +20,7 @@ use keraslike::fit::FitOptions;
 use keraslike::lr_schedule::{Schedule, ScheduleKind};
 use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
-use keraslike::saved_model::ModelCard;
+use keraslike::saved_model::{ModelCard, Resample};
 
 /// A data set held in memory (MNIST, Fashion-MNIST, CIFAR-10 or a folder of same-size
 /// images) from `data`'s folder (or downloaded), each split cut to its limit.
@@ -173,6 +174,93 @@ pub struct TrainArgs {
     class_weight: Option<ClassWeight>,
     #[command(flatten)]
     callbacks: CallbackArgs,
+    #[command(flatten)]
+    augmentation: AugmentArgs,
+}
+
+/// Keras's ImageDataGenerator augmentation, one setting at a time (each over the
+/// config's `[fit]` key of the same name, and over --augment's preset).
+#[derive(Args)]
+#[command(next_help_heading = "Augmentation (Keras's ImageDataGenerator)")]
+pub struct AugmentArgs {
+    /// Largest random rotation, in degrees.
+    #[arg(long)]
+    rotation_range: Option<f32>,
+    /// Largest random shift left or right, as a fraction of the width.
+    #[arg(long)]
+    width_shift_range: Option<f32>,
+    /// Largest random shift up or down, as a fraction of the height.
+    #[arg(long)]
+    height_shift_range: Option<f32>,
+    /// Random zoom: the scale is drawn from [1 - ZOOM, 1 + ZOOM].
+    #[arg(long)]
+    zoom_range: Option<f32>,
+    /// Mirror each training image left-right with probability 1/2.
+    #[arg(long)]
+    horizontal_flip: bool,
+    /// How warped images are sampled: nearest, or bilinear (Keras's default,
+    /// interpolation_order=1) [default: nearest].
+    #[arg(long, value_enum)]
+    augment_interpolation: Option<Resample>,
+}
+
+impl TrainArgs {
+    /// The augmentation: `preset` when `use_preset` (--augment or `augment = true`), else
+    /// none, with every setting the flags or the config give replacing the preset's.
+    pub fn augmentation(
+        &self,
+        config: &ModelConfig,
+        preset: Augmentation,
+        use_preset: bool,
+    ) -> Result<Augmentation> {
+        let (flags, fit) = (&self.augmentation, &config.fit);
+        let mut a = if use_preset {
+            preset
+        } else {
+            Augmentation::default()
+        };
+        let fraction = |name: &str, v: Option<f32>| -> Result<Option<f32>> {
+            match v {
+                Some(v) if !(0.0..1.0).contains(&v) => bail!("{name} must be in [0, 1), not {v}"),
+                other => Ok(other),
+            }
+        };
+        if let Some(v) = fraction(
+            "width_shift_range",
+            flags.width_shift_range.or(fit.width_shift_range),
+        )? {
+            a.width_shift = v;
+        }
+        if let Some(v) = fraction(
+            "height_shift_range",
+            flags.height_shift_range.or(fit.height_shift_range),
+        )? {
+            a.height_shift = v;
+        }
+        if let Some(v) = fraction("zoom_range", flags.zoom_range.or(fit.zoom_range))? {
+            a.zoom = v;
+        }
+        if let Some(v) = flags.rotation_range.or(fit.rotation_range) {
+            if !(0.0..=180.0).contains(&v) {
+                bail!("rotation_range must be in [0, 180] degrees, not {v}");
+            }
+            a.rotation = v;
+        }
+        if let Some(flip) = flags
+            .horizontal_flip
+            .then_some(true)
+            .or(fit.horizontal_flip)
+        {
+            a.horizontal_flip = flip;
+        }
+        if let Some(how) = flags.augment_interpolation.or(fit.augment_interpolation) {
+            a.warp = match how {
+                Resample::Nearest => Warp::Nearest,
+                Resample::Bilinear => Warp::Bilinear,
+            };
+        }
+        Ok(a)
+    }
 }
 
 /// Keras's callbacks as flags (each over the config's `[fit]` key of the same name).
