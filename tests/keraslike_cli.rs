@@ -1215,3 +1215,15 @@ fn augmentation_settings_one_by_one() {
     );
     assert_ne!(shifted[0][1], plain[0][1]);
 }
+
+/// Keras's shuffle=False: the same seed trains differently in the data's own order, and
+/// the same order on every try.
+#[test]
+fn no_shuffle_trains_in_the_datas_own_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, shuffled) = callback_fit(dir.path(), "shuffled", &["--epochs", "2"]);
+    let (_, ordered) = callback_fit(dir.path(), "ordered", &["--epochs", "2", "--no-shuffle"]);
+    let (_, again) = callback_fit(dir.path(), "again", &["--epochs", "2", "--no-shuffle"]);
+    assert_ne!(ordered, shuffled);
+    assert_eq!(ordered, again);
+}

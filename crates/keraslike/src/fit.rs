@@ -101,6 +101,9 @@ pub struct FitOptions {
     pub valid_items: Option<usize>,
     /// Keras's `class_weight`, resolved: one weight per class for the training loss.
     pub class_weights: Option<Vec<f32>>,
+    /// Reshuffle the training data every pass (Keras's `shuffle=True`); `false` keeps
+    /// the data's own order.
+    pub shuffle: bool,
 }
 
 pub struct Fitted {
@@ -264,7 +267,7 @@ where
                 batcher,
                 options.batch_size,
                 options.workers,
-                Some(options.seed),
+                options.shuffle.then_some(options.seed),
             )
             .per_pass(options.train_items),
         ),
@@ -277,7 +280,7 @@ where
                 },
                 options.batch_size,
                 options.workers,
-                Some(options.seed),
+                options.shuffle.then_some(options.seed),
             )
             .per_pass(options.train_items),
         ),

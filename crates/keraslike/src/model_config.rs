@@ -272,6 +272,8 @@ pub struct FitConfig {
     pub min_lr: Option<f64>,
     /// Keras's `class_weight`: `"balanced"` or one weight per class, in class order.
     pub class_weight: Option<ClassWeight>,
+    /// `false`: train in the data's own order every epoch (Keras's `shuffle=False`).
+    pub shuffle: Option<bool>,
     /// ImageDataGenerator's augmentation, one setting at a time (over `augment`'s preset):
     /// the largest rotation in degrees, shifts and zoom as fractions, left-right flips,
     /// and how warped images are sampled (nearest or bilinear, Keras's default).

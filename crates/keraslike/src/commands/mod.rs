@@ -167,6 +167,10 @@ pub struct TrainArgs {
     /// The step schedule's period in epochs [default: 1].
     #[arg(long, help_heading = "Learning rate")]
     lr_step_epochs: Option<usize>,
+    /// Train on the images in their own order every epoch (Keras's shuffle=False; for
+    /// image folders, class by class in path order) [default: reshuffled every pass].
+    #[arg(long)]
+    no_shuffle: bool,
     /// Keras's class_weight: `balanced` (scikit-learn's: n / (classes × count), so each
     /// class weighs the same in all) or one weight per class in class order, as 1,2.5
     /// [default: the config's, else none].
@@ -359,6 +363,7 @@ impl TrainArgs {
             train_items: None,
             valid_items: None,
             class_weights: None,
+            shuffle: !(self.no_shuffle || config.fit.shuffle == Some(false)),
         };
         if options.epochs == 0 || options.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
