@@ -1227,3 +1227,87 @@ fn no_shuffle_trains_in_the_datas_own_order() {
     assert_ne!(ordered, shuffled);
     assert_eq!(ordered, again);
 }
+
+/// One tensor of a model.safetensors, as bytes.
+fn exported(path: &Path, name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensor(name).unwrap().data().to_vec()
+}
+
+/// Transfer learning: a model started from another's weights (init_from) with its
+/// convolution frozen (trainable = false) keeps that convolution to the last bit, trains
+/// its Dense layer, and its summary counts the frozen weights as non-trainable.
+#[test]
+fn init_from_copies_matching_layers_and_frozen_ones_do_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _) = callback_fit(dir.path(), "source", &["--epochs", "1"]);
+    let source = dir.path().join("source");
+    let frozen = SMALL_CNN.replacen(
+        "activation = \"relu\"\n",
+        "activation = \"relu\"\ntrainable = false\n",
+        1,
+    );
+    let config = dir.path().join("frozen.toml");
+    std::fs::write(&config, frozen).unwrap();
+    let out = dir.path().join("tuned");
+    let data = dir.path().join("data");
+    let model = source.join("model.bpk");
+    let done = run(
+        &keraslike(),
+        &[
+            "mnist",
+            "--offline",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--seed",
+            "9",
+            "--init-from",
+            model.to_str().unwrap(),
+        ],
+        None,
+        &[("DL_DATA_DIR", &data)],
+    );
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let s = text(&done.stdout);
+    assert!(
+        s.contains("copied 2 of 2 layers with weights (Conv2D 0, Dense 4)"),
+        "{s}"
+    );
+    // The convolution's 4·(3·3·1) + 4 = 40 weights are frozen.
+    assert!(s.contains("Non-trainable params: 40"), "{s}");
+    let (before, after) = (
+        source.join("model.safetensors"),
+        out.join("model.safetensors"),
+    );
+    assert_eq!(exported(&after, "0.weight"), exported(&before, "0.weight"));
+    assert_eq!(exported(&after, "0.bias"), exported(&before, "0.bias"));
+    assert_ne!(exported(&after, "4.weight"), exported(&before, "4.weight"));
+
+    // A model of another shape shares nothing: one clear line, before training.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, SMALL_CNN.replace("filters = 4", "filters = 5")).unwrap();
+    let other_out = dir.path().join("other");
+    let err = one_line_error(&run(
+        &keraslike(),
+        &[
+            "mnist",
+            "--offline",
+            "--config",
+            other.to_str().unwrap(),
+            "--out",
+            other_out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--init-from",
+            model.to_str().unwrap(),
+        ],
+        None,
+        &[("DL_DATA_DIR", &data)],
+    ));
+    assert!(err.contains("no layer matches"), "{err}");
+}

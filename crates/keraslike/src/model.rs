@@ -1,7 +1,7 @@
 //! A Keras-style `Sequential` as a burn module, built from a [`ModelConfig`].
 
 use anyhow::Result;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -53,6 +53,18 @@ enum Flow {
     Flat(Tensor<2>),
 }
 
+impl Layer {
+    /// Keras's class name of a layer with weights; `None` for the others.
+    pub fn weighted_kind(&self) -> Option<&'static str> {
+        match self {
+            Layer::Conv2d(_) => Some("Conv2D"),
+            Layer::Dense(_) => Some("Dense"),
+            Layer::BatchNorm(_) => Some("BatchNormalization"),
+            _ => None,
+        }
+    }
+}
+
 impl Act {
     fn new(a: Activation) -> Option<Self> {
         match a {
@@ -78,7 +90,71 @@ impl Act {
     }
 }
 
+/// `module` with its parameters frozen (no gradient, so no update and no optimiser state)
+/// unless `trainable`, as Keras's `layer.trainable = False`.
+fn frozen_unless<M: Module>(module: M, trainable: bool) -> M {
+    if trainable { module } else { module.no_grad() }
+}
+
+/// `param` holding `value` instead, its id and gradient setting kept.
+fn replaced<const D: usize>(param: Param<Tensor<D>>, value: Tensor<D>) -> Param<Tensor<D>> {
+    param.map(|old| {
+        let tracked = old.is_require_grad();
+        value.detach().set_require_grad(tracked)
+    })
+}
+
+/// Whether two parameters have the same shape.
+fn same_dims<const D: usize>(a: &Param<Tensor<D>>, b: &Param<Tensor<D>>) -> bool {
+    a.val().dims() == b.val().dims()
+}
+
 impl Sequential {
+    /// Transfer learning (`init_from`): every layer of `source` whose kind and weight
+    /// shapes match this model's layer at the same position replaces that layer's weights
+    /// (each keeps its own `trainable`); the positions copied, in order.
+    pub fn copy_matching(mut self, source: &Sequential) -> (Self, Vec<usize>) {
+        let mut copied = Vec::new();
+        for (i, (layer, from)) in self.layers.iter_mut().zip(&source.layers).enumerate() {
+            let done = match (layer, from) {
+                (Layer::Conv2d(to), Layer::Conv2d(from))
+                    if same_dims(&to.weight, &from.weight)
+                        && to.bias.is_some() == from.bias.is_some() =>
+                {
+                    to.weight = replaced(to.weight.clone(), from.weight.val());
+                    if let (Some(b), Some(fb)) = (to.bias.take(), &from.bias) {
+                        to.bias = Some(replaced(b, fb.val()));
+                    }
+                    true
+                }
+                (Layer::Dense(to), Layer::Dense(from))
+                    if same_dims(&to.weight, &from.weight)
+                        && to.bias.is_some() == from.bias.is_some() =>
+                {
+                    to.weight = replaced(to.weight.clone(), from.weight.val());
+                    if let (Some(b), Some(fb)) = (to.bias.take(), &from.bias) {
+                        to.bias = Some(replaced(b, fb.val()));
+                    }
+                    true
+                }
+                (Layer::BatchNorm(to), Layer::BatchNorm(from))
+                    if same_dims(&to.gamma, &from.gamma) =>
+                {
+                    to.gamma = replaced(to.gamma.clone(), from.gamma.val());
+                    to.beta = replaced(to.beta.clone(), from.beta.val());
+                    to.running_mean = burn::module::RunningState::new(from.running_mean.value());
+                    to.running_var = burn::module::RunningState::new(from.running_var.value());
+                    true
+                }
+                _ => false,
+            };
+            if done {
+                copied.push(i);
+            }
+        }
+        (self, copied)
+    }
+
     /// Builds the model `config` describes, with fresh weights on `device`.
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self> {
         // Shapes are checked, with clear errors, before anything is built; so is the memory
@@ -105,6 +181,7 @@ impl Sequential {
                     use_bias,
                     kernel_initializer,
                     bias_initializer,
+                    trainable,
                 } => {
                     let padding = match padding {
                         Padding::Same => PaddingConfig2d::Same,
@@ -125,7 +202,7 @@ impl Sequential {
                     if *use_bias {
                         conv.bias = Some(bias_initializer.param([*filters], fans, device));
                     }
-                    layers.push(Layer::Conv2d(conv));
+                    layers.push(Layer::Conv2d(frozen_unless(conv, *trainable)));
                     layers.extend(Act::new(*activation).map(Layer::Act));
                 }
                 LayerConfig::MaxPooling2D { pool_size, strides } => {
@@ -141,6 +218,7 @@ impl Sequential {
                     use_bias,
                     kernel_initializer,
                     bias_initializer,
+                    trainable,
                 } => {
                     let mut dense = LinearConfig::new(width, *units)
                         .with_bias(*use_bias)
@@ -154,19 +232,23 @@ impl Sequential {
                     if *use_bias {
                         dense.bias = Some(bias_initializer.param([*units], fans, device));
                     }
-                    layers.push(Layer::Dense(dense));
+                    layers.push(Layer::Dense(frozen_unless(dense, *trainable)));
                     layers.extend(Act::new(*activation).map(Layer::Act));
                 }
                 LayerConfig::Dropout { rate } => {
                     layers.push(Layer::Dropout(DropoutConfig::new(*rate).init()))
                 }
-                LayerConfig::BatchNormalization { epsilon, momentum } => {
+                LayerConfig::BatchNormalization {
+                    epsilon,
+                    momentum,
+                    trainable,
+                } => {
                     // burn's momentum weighs the new batch statistics; Keras's the old average.
                     let bn = BatchNormConfig::new(width)
                         .with_epsilon(*epsilon)
                         .with_momentum(1.0 - momentum)
                         .init(device);
-                    layers.push(Layer::BatchNorm(bn));
+                    layers.push(Layer::BatchNorm(frozen_unless(bn, *trainable)));
                 }
                 LayerConfig::Activation { activation } => {
                     layers.extend(Act::new(*activation).map(Layer::Act))

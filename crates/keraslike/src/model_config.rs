@@ -103,6 +103,9 @@ pub enum LayerConfig {
         kernel_initializer: Initializer,
         #[serde(default = "keras_bias_initializer")]
         bias_initializer: Initializer,
+        /// `false`: frozen (no gradient, no optimiser state), as Keras's `trainable`.
+        #[serde(default = "keras_trainable", skip_serializing_if = "is_true")]
+        trainable: bool,
     },
     MaxPooling2D {
         pool_size: Pair,
@@ -122,6 +125,8 @@ pub enum LayerConfig {
         kernel_initializer: Initializer,
         #[serde(default = "keras_bias_initializer")]
         bias_initializer: Initializer,
+        #[serde(default = "keras_trainable", skip_serializing_if = "is_true")]
+        trainable: bool,
     },
     Dropout {
         rate: f64,
@@ -132,10 +137,21 @@ pub enum LayerConfig {
         /// Keras's momentum: the weight of the old running average.
         #[serde(default = "keras_bn_momentum")]
         momentum: f64,
+        #[serde(default = "keras_trainable", skip_serializing_if = "is_true")]
+        trainable: bool,
     },
     Activation {
         activation: Activation,
     },
+}
+
+/// Keras's `trainable` default.
+fn keras_trainable() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Keras's BatchNormalization defaults (`epsilon`, `momentum`).
@@ -148,6 +164,16 @@ fn keras_bn_momentum() -> f64 {
 }
 
 impl LayerConfig {
+    /// Whether its weights train (`trainable = false` freezes them).
+    pub fn trainable(&self) -> bool {
+        match self {
+            LayerConfig::Conv2D { trainable, .. }
+            | LayerConfig::Dense { trainable, .. }
+            | LayerConfig::BatchNormalization { trainable, .. } => *trainable,
+            _ => true,
+        }
+    }
+
     /// Keras's layer class name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -274,6 +300,9 @@ pub struct FitConfig {
     pub class_weight: Option<ClassWeight>,
     /// `false`: train in the data's own order every epoch (Keras's `shuffle=False`).
     pub shuffle: Option<bool>,
+    /// Transfer learning: start from this saved model's weights (`model.bpk`) for every
+    /// layer whose kind and shape match, position by position.
+    pub init_from: Option<std::path::PathBuf>,
     /// ImageDataGenerator's augmentation, one setting at a time (over `augment`'s preset):
     /// the largest rotation in degrees, shifts and zoom as fractions, left-right flips,
     /// and how warped images are sampled (nearest or bilinear, Keras's default).
@@ -445,7 +474,12 @@ impl ModelConfig {
                     }
                     (s, 0, 0)
                 }
-                (LayerConfig::BatchNormalization { epsilon, momentum }, s) => {
+                (
+                    LayerConfig::BatchNormalization {
+                        epsilon, momentum, ..
+                    },
+                    s,
+                ) => {
                     if !(0.0..=1.0).contains(momentum) {
                         return Err(fail(format!("momentum {momentum} is not in [0, 1]")));
                     }
@@ -460,6 +494,12 @@ impl ModelConfig {
                     (s, 2 * features, 2 * features)
                 }
                 (LayerConfig::Activation { .. }, s) => (s, 0, 0),
+            };
+            // A frozen layer's weights count as non-trainable, as in Keras's summary.
+            let (trainable, non_trainable) = if layer.trainable() {
+                (trainable, non_trainable)
+            } else {
+                (0, trainable + non_trainable)
             };
             let base = keras_name(layer.kind());
             let n = counters.entry(base).or_insert(0);

@@ -172,6 +172,9 @@ pub fn run(args: FaceArgs) -> Result<()> {
     device.seed(options.seed);
     // Parameters live on the autodiff device so that training can differentiate them.
     let model = Sequential::new(&config, &device.clone().autodiff())?;
+    let model = args
+        .train
+        .init_from(&config, model, &device.clone().autodiff())?;
     print!("{}", summary_table(&name, &infos));
     if !augmentation.is_identity() {
         println!("Augmenting: {augmentation:?}");

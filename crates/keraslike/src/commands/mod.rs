@@ -18,6 +18,7 @@ use keraslike::class_weight::{self, ClassWeight};
 use keraslike::data::FolderImages;
 use keraslike::fit::FitOptions;
 use keraslike::lr_schedule::{Schedule, ScheduleKind};
+use keraslike::model::Sequential;
 use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
 use keraslike::optimizer::OptimizerKind;
 use keraslike::saved_model::{ModelCard, Resample};
@@ -167,6 +168,11 @@ pub struct TrainArgs {
     /// The step schedule's period in epochs [default: 1].
     #[arg(long, help_heading = "Learning rate")]
     lr_step_epochs: Option<usize>,
+    /// Transfer learning: start from this saved model (model.bpk) for every layer whose
+    /// kind and weight shapes match, position by position; `trainable = false` in the
+    /// config freezes layers [default: the config's init_from, else fresh weights].
+    #[arg(long, value_name = "MODEL")]
+    init_from: Option<PathBuf>,
     /// Train on the images in their own order every epoch (Keras's shuffle=False; for
     /// image folders, class by class in path order) [default: reshuffled every pass].
     #[arg(long)]
@@ -371,6 +377,44 @@ impl TrainArgs {
         // Settings that belong together are checked before any work.
         options.callbacks.build()?;
         Ok(options)
+    }
+
+    /// `model` with the weights of `--init-from` / `init_from` copied in where they fit,
+    /// saying which layers were copied.
+    pub fn init_from(
+        &self,
+        config: &ModelConfig,
+        model: Sequential,
+        device: &burn::tensor::Device,
+    ) -> Result<Sequential> {
+        let Some(path) = self.init_from.as_ref().or(config.fit.init_from.as_ref()) else {
+            return Ok(model);
+        };
+        let (source, _) = keraslike::saved_model::load(path, device)
+            .with_context(|| format!("init_from {}", path.display()))?;
+        let weighted = model
+            .layers
+            .iter()
+            .filter(|l| l.weighted_kind().is_some())
+            .count();
+        let (model, copied) = model.copy_matching(&source);
+        if copied.is_empty() {
+            bail!(
+                "init_from {}: no layer matches this model's in kind and shape",
+                path.display()
+            );
+        }
+        let names: Vec<String> = copied
+            .iter()
+            .map(|&i| format!("{} {}", model.layers[i].weighted_kind().unwrap_or("?"), i))
+            .collect();
+        println!(
+            "init_from {}: copied {} of {weighted} layers with weights ({})",
+            path.display(),
+            copied.len(),
+            names.join(", ")
+        );
+        Ok(model)
     }
 
     /// The class weights asked for (flag over config), for classes of `counts` training
