@@ -140,20 +140,23 @@ pub struct ImageBatch {
     pub weights: Option<Tensor<1>>,
 }
 
-/// The training batches of a `fit` with `class_weight`: [`ImageBatcher`]'s, each image
-/// weighted by its class.
+/// The training batches of a `fit`: [`ImageBatcher`]'s, each image weighted by its class
+/// when `class_weight` is set.
 #[derive(Debug, Clone)]
 pub struct WeightedBatcher {
     pub inner: ImageBatcher,
-    /// One per class.
-    pub class_weights: Vec<f32>,
+    /// One per class; `None`: unweighted batches.
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Batcher<ImageItem, ImageBatch> for WeightedBatcher {
     fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        let Some(class_weights) = &self.class_weights else {
+            return self.inner.batch(items, device);
+        };
         let weights: Vec<f32> = items
             .iter()
-            .map(|item| self.class_weights.get(item.label).copied().unwrap_or(1.0))
+            .map(|item| class_weights.get(item.label).copied().unwrap_or(1.0))
             .collect();
         let n = weights.len();
         let batch = self.inner.batch(items, device);

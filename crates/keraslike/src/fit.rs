@@ -260,31 +260,21 @@ where
     ));
     let callbacks = Arc::new(Mutex::new(callbacks));
     // Batches in one order whatever the number of workers: a seeded fit repeats exactly.
-    let train_loader: Arc<dyn DataLoader<ImageBatch>> = match &options.class_weights {
-        None => Arc::new(
-            OrderedLoader::new(
-                train,
-                batcher,
-                options.batch_size,
-                options.workers,
-                options.shuffle.then_some(options.seed),
-            )
-            .per_pass(options.train_items),
-        ),
-        Some(weights) => Arc::new(
-            OrderedLoader::new(
-                train,
-                WeightedBatcher {
-                    inner: batcher,
-                    class_weights: weights.clone(),
-                },
-                options.batch_size,
-                options.workers,
-                options.shuffle.then_some(options.seed),
-            )
-            .per_pass(options.train_items),
-        ),
+    // Class weights apply to the training batches only (Keras weighs no validation loss).
+    let train_batcher = WeightedBatcher {
+        inner: batcher,
+        class_weights: options.class_weights.clone(),
     };
+    let train_loader: Arc<dyn DataLoader<ImageBatch>> = Arc::new(
+        OrderedLoader::new(
+            train,
+            train_batcher,
+            options.batch_size,
+            options.workers,
+            options.shuffle.then_some(options.seed),
+        )
+        .per_pass(options.train_items),
+    );
     // Validation steps draw from a shuffled cycle (as Keras's flow_from_directory does);
     // whole passes keep the data's order.
     let valid_shuffle = options.valid_items.map(|_| options.seed ^ 0x5eed);
