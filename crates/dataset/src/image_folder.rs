@@ -6,6 +6,7 @@
 //! works on the previous ones; at most `prefetch` decoded batches exist at a time, so
 //! memory stays bounded whatever the folder's size.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub struct FolderOptions {
     pub skip_invalid: bool,
     /// Decoded batches kept ready ahead of the consumer.
     pub prefetch: usize,
+    /// Also search folders reached through symbolic links inside a class folder (Keras's
+    /// `follow_links`); each real folder is searched once, so a link loop ends.
+    pub follow_links: bool,
 }
 
 impl Default for FolderOptions {
@@ -74,6 +78,7 @@ impl Default for FolderOptions {
             rescale: 1.0,
             skip_invalid: false,
             prefetch: 4,
+            follow_links: false,
         }
     }
 }
@@ -152,7 +157,8 @@ impl ImageFolder {
         let mut items = Vec::new();
         for (class, (_, dir)) in found.into_iter().enumerate() {
             let mut files = Vec::new();
-            collect_images(&dir, &mut files)?;
+            let mut seen = HashSet::new();
+            collect_images(&dir, &mut files, options.follow_links, &mut seen)?;
             if files.is_empty() {
                 return Err(DatasetError::BadFolder {
                     path: dir,
@@ -565,17 +571,30 @@ pub fn hwc_to_chw(hwc: &[u8], channels: usize) -> Vec<u8> {
 /// followed), sorted by path.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    collect_images(dir, &mut files)?;
+    collect_images(dir, &mut files, false, &mut HashSet::new())?;
     files.sort();
     Ok(files)
 }
 
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The image files under `dir` into `out`; folders behind symbolic links only when
+/// `follow_links`, each real folder once (`seen`).
+fn collect_images(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    follow_links: bool,
+    seen: &mut HashSet<PathBuf>,
+) -> Result<()> {
+    if let Ok(real) = fs::canonicalize(dir)
+        && !seen.insert(real)
+    {
+        return Ok(());
+    }
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let path = entry.path();
-        if entry.file_type().map_err(io_err(&path))?.is_dir() {
-            collect_images(&path, out)?;
+        let kind = entry.file_type().map_err(io_err(&path))?;
+        if kind.is_dir() || (follow_links && kind.is_symlink() && path.is_dir()) {
+            collect_images(&path, out, follow_links, seen)?;
         } else if has_image_extension(&path) {
             out.push(path);
         }
@@ -833,6 +852,7 @@ mod tests {
             dir.path(),
             FolderOptions {
                 prefetch: 1,
+                follow_links: false,
                 ..options(8, 8)
             },
         )
@@ -856,6 +876,27 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn follow_links_searches_linked_folders_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let extra = dir.path().join("extra");
+        synthetic::write_image_folder(&data, &["a"], 2, (4, 4), 8).unwrap();
+        synthetic::write_image_folder(&extra, &["more"], 3, (4, 4), 9).unwrap();
+        std::os::unix::fs::symlink(extra.join("more"), data.join("a/more")).unwrap();
+        std::os::unix::fs::symlink(data.join("a"), data.join("a/more_loop")).unwrap();
+        let open = |follow_links| {
+            let options = FolderOptions {
+                follow_links,
+                ..options(4, 4)
+            };
+            ImageFolder::open(&data, options).unwrap().len()
+        };
+        assert_eq!(open(false), 2);
+        // The linked folder's 3 images join; the loop back to a/ is not searched twice.
+        assert_eq!(open(true), 5);
+    }
+
     #[test]
     fn symlink_loops_inside_a_class_are_not_followed() {
         let dir = tempfile::tempdir().unwrap();

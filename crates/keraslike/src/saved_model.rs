@@ -78,6 +78,9 @@ pub struct ModelCard {
     /// whose validation subset `evaluate` then uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_split: Option<f64>,
+    /// The image folder was read following symbolic links (`face --follow-links`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_links: bool,
     pub model: ModelConfig,
 }
 
@@ -207,6 +210,7 @@ impl ModelCard {
                 ColorMode::Rgb
             },
             interpolation: self.interpolation.interpolation(),
+            follow_links: self.follow_links,
             ..FolderOptions::default()
         }
     }
@@ -230,6 +234,7 @@ mod tests {
             interpolation: Resample::Nearest,
             source: DatasetChoice::Mnist,
             validation_split: None,
+            follow_links: false,
             model,
         }
     }

@@ -57,6 +57,10 @@ pub struct FaceArgs {
     /// Random flips, shifts, rotations and zooms of the training images.
     #[arg(long)]
     augment: bool,
+    /// Also read images in folders reached through symbolic links inside the class
+    /// folders (Keras's follow_links=True); each real folder is read once.
+    #[arg(long)]
+    follow_links: bool,
     /// Skip unreadable images with a warning instead of stopping (every image is decoded
     /// once before training to find them).
     #[arg(long)]
@@ -131,6 +135,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         rescale: 1.0,
         skip_invalid: args.skip_invalid,
         prefetch: 4,
+        follow_links: args.follow_links,
     };
     let (train, test) = match args.validation_split {
         None => (
@@ -218,6 +223,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         interpolation: args.interpolation,
         source: DatasetChoice::Folder(data_root),
         validation_split: args.validation_split,
+        follow_links: args.follow_links,
         model: config,
     };
     let model_path = out.join("model.bpk");

@@ -137,6 +137,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         interpolation: Resample::default(),
         source: args.dataset,
         validation_split: None,
+        follow_links: false,
         model: config,
     };
     let model_path = out.join("model.bpk");
