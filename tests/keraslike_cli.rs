@@ -953,10 +953,10 @@ fn the_pytorch_style_export_predicts_as_keraslike_does_in_python() {
     face_folders(&data);
     let config = dir.path().join("export.toml");
     std::fs::write(&config, EXPORT_CNN).unwrap();
-    let out = dir.path().join("run");
-    let trained = run(
-        &keraslike(),
-        &[
+    // The course's rescale (1/255), and raw pixel values (Keras's rescale=None).
+    for (name, rescale) in [("course", None), ("raw", Some("1"))] {
+        let out = dir.path().join(name);
+        let mut args = vec![
             "face",
             "--data",
             data.to_str().unwrap(),
@@ -972,45 +972,49 @@ fn the_pytorch_style_export_predicts_as_keraslike_does_in_python() {
             "1",
             "--batch-size",
             "16",
-        ],
-        None,
-        &[],
-    );
-    assert!(trained.status.success(), "{}", text(&trained.stderr));
-    let model = out.join("model.bpk");
-    let predicted = run(
-        &keraslike(),
-        &[
-            "predict",
-            "--model",
-            model.to_str().unwrap(),
-            data.join("test").to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
-    let csv = out.join("predictions.csv");
-    assert_eq!(lines_of(&csv), 41, "40 test images and the header");
-    assert!(text(&predicted.stdout).contains("Wrote 40 predictions"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_export.py");
-    let checked = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(out.join("model.safetensors"))
-        .arg(&csv)
-        .output()
-        .unwrap();
-    let report = text(&checked.stdout);
-    eprintln!("{report}");
-    assert!(
-        checked.status.success(),
-        "{report}{}",
-        text(&checked.stderr)
-    );
-    assert!(
-        report.contains("40 images") && report.ends_with(": OK\n"),
-        "{report}"
-    );
+        ];
+        if let Some(r) = rescale {
+            args.extend(["--rescale", r]);
+        }
+        let trained = run(&keraslike(), &args, None, &[]);
+        assert!(trained.status.success(), "{}", text(&trained.stderr));
+        let card = std::fs::read_to_string(out.join("model.toml")).unwrap();
+        assert_eq!(card.contains("rescale = 1.0"), rescale.is_some(), "{card}");
+        let model = out.join("model.bpk");
+        let predicted = run(
+            &keraslike(),
+            &[
+                "predict",
+                "--model",
+                model.to_str().unwrap(),
+                data.join("test").to_str().unwrap(),
+            ],
+            None,
+            &[],
+        );
+        assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+        let csv = out.join("predictions.csv");
+        assert_eq!(lines_of(&csv), 41, "40 test images and the header");
+        assert!(text(&predicted.stdout).contains("Wrote 40 predictions"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_export.py");
+        let checked = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(out.join("model.safetensors"))
+            .arg(&csv)
+            .output()
+            .unwrap();
+        let report = text(&checked.stdout);
+        eprintln!("{report}");
+        assert!(
+            checked.status.success(),
+            "{report}{}",
+            text(&checked.stderr)
+        );
+        assert!(
+            report.contains("40 images") && report.ends_with(": OK\n"),
+            "{report}"
+        );
+    }
 }
 
 /// `predict` takes folders (recursively, sorted) and files together, and a folder with no

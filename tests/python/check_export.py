@@ -9,7 +9,7 @@ The network is PyTorch's `nn.Sequential` of the modules the file's metadata list
 with `load_state_dict(strict=True)` (so every name and shape must be PyTorch's), when torch
 is installed; otherwise the same modules are run in NumPy from the same tensors. Images
 are read as Keras's load_img does (PIL: convert to L or RGB, resize with NEAREST to the
-input size), scaled to [0, 1]. Only models that read images that way (image-folder
+input size), times the model's rescale (1/255: [0, 1]). Only models that read images that way (image-folder
 models, not MNIST's digit centring) can be checked like this. Use lossless or grey images:
 PIL (libjpeg-turbo) and keraslike (zune-jpeg) upsample a colour JPEG's chroma slightly
 differently, which moves probabilities by ~1e-4 on the course's face model.
@@ -26,12 +26,12 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 
-def read_image(path, input_shape):
+def read_image(path, input_shape, rescale):
     c, h, w = input_shape
     image = Image.open(path).convert("L" if c == 1 else "RGB")
     if image.size != (w, h):
         image = image.resize((w, h), Image.NEAREST)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    pixels = np.asarray(image, dtype=np.float32) * np.float32(rescale)
     return pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
 
 
@@ -137,11 +137,12 @@ def main():
     arch = json.loads(meta["architecture"])
     input_shape = json.loads(meta["input"])
     classes = json.loads(meta["classes"])
+    rescale = json.loads(meta.get("rescale", str(1 / 255)))
     with open(args.predictions, newline="") as f:
         rows = list(csv.DictReader(f))[: args.limit]
     if not rows:
         sys.exit(f"{args.predictions}: no predictions")
-    x = np.stack([read_image(r["file"], input_shape) for r in rows]).astype(np.float32)
+    x = np.stack([read_image(r["file"], input_shape, rescale) for r in rows]).astype(np.float32)
     try:
         import torch  # noqa: F401
 

@@ -34,7 +34,7 @@ pub struct Misclassified {
     pub predicted: usize,
     /// The probability the model gave its (wrong) prediction.
     pub confidence: f32,
-    /// The model's input, (C, H, W) in [0, 1].
+    /// The image, (C, H, W) in [0, 1] (the model's input before its rescale).
     pub pixels: Vec<f32>,
     pub shape: [usize; 3],
 }
@@ -213,6 +213,7 @@ pub fn evaluate<D>(
 where
     D: Dataset<ImageItem> + 'static,
 {
+    let batcher_scale = batcher.scale;
     let loader = DataLoaderBuilder::new(batcher)
         .batch_size(batch_size)
         .set_device(device.clone())
@@ -254,12 +255,17 @@ where
                     ),
                 };
                 let one = c * h * w;
+                // Back to [0, 1] from the batcher's scale (1/255 unless rescaled).
+                let to_unit = 1.0 / (batcher_scale * 255.0);
                 worst.push(Misclassified {
                     index: n + i,
                     truth: t,
                     predicted: p,
                     confidence: row[p],
-                    pixels: all[i * one..(i + 1) * one].to_vec(),
+                    pixels: all[i * one..(i + 1) * one]
+                        .iter()
+                        .map(|v| v * to_unit)
+                        .collect(),
                     shape: [c, h, w],
                 });
                 worst.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));

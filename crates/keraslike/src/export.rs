@@ -22,6 +22,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};
 
 use crate::model::{Act, Layer, Sequential};
+use crate::saved_model::ModelCard;
 
 /// One tensor of the file: name, shape and little-endian bytes.
 struct Entry {
@@ -53,9 +54,10 @@ enum Flow {
     Flat(usize),
 }
 
-/// Writes `model` (whose input is `input`, (C, H, W)) to `path` with `classes` in the
-/// metadata, atomically.
-pub fn save(path: &Path, model: &Sequential, input: [usize; 3], classes: &[String]) -> Result<()> {
+/// Writes `model` to `path` with its card's input shape (C, H, W), classes and rescale in
+/// the metadata, atomically.
+pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
+    let (input, classes) = (card.model.input, &card.classes);
     let mut entries = Vec::new();
     let mut modules: Vec<Value> = Vec::new();
     let mut flow = Flow::Image(input);
@@ -161,6 +163,7 @@ pub fn save(path: &Path, model: &Sequential, input: [usize; 3], classes: &[Strin
         ),
         ("input".to_string(), json!(input).to_string()),
         ("classes".to_string(), json!(classes).to_string()),
+        ("rescale".to_string(), json!(card.rescale).to_string()),
     ]);
     let views = entries
         .iter()
@@ -196,13 +199,17 @@ mod tests {
         let model = Sequential::new(&config, &Device::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.safetensors");
-        save(
-            &path,
-            &model,
-            config.input,
-            &["a".into(), "b".into(), "c".into()],
-        )
-        .unwrap();
+        let card = ModelCard {
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            preprocess: dataset::image_input::Preprocess::Resize,
+            interpolation: crate::saved_model::Resample::Nearest,
+            source: dataset::DatasetChoice::Mnist,
+            validation_split: None,
+            follow_links: false,
+            rescale: crate::saved_model::COURSE_RESCALE,
+            model: config,
+        };
+        save(&path, &model, &card).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let file = SafeTensors::deserialize(&bytes).unwrap();
         let shape = |name: &str| file.tensor(name).unwrap().shape().to_vec();

@@ -14,6 +14,7 @@ use dataset::output::write_atomic;
 use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape, Interpolation};
 use serde::{Deserialize, Serialize};
 
+use crate::data::ImageBatcher;
 use crate::model::Sequential;
 use crate::model_config::ModelConfig;
 
@@ -81,7 +82,22 @@ pub struct ModelCard {
     /// The image folder was read following symbolic links (`face --follow-links`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_links: bool,
+    /// Each pixel value 0-255 is multiplied by this (Keras's `rescale`; the course's 1/255
+    /// unless `face --rescale` said otherwise).
+    #[serde(default = "course_rescale", skip_serializing_if = "is_course_rescale")]
+    pub rescale: f32,
     pub model: ModelConfig,
+}
+
+/// The course's `ImageDataGenerator(rescale=1./255)`.
+pub const COURSE_RESCALE: f32 = 1.0 / 255.0;
+
+fn course_rescale() -> f32 {
+    COURSE_RESCALE
+}
+
+fn is_course_rescale(r: &f32) -> bool {
+    *r == COURSE_RESCALE
 }
 
 /// The card that goes with weights `path`: same name, `.toml`.
@@ -117,7 +133,7 @@ pub fn export_path(path: &Path) -> PathBuf {
 /// Saves weights, card and the PyTorch-style export ([`crate::export`]), each atomically.
 pub fn save(path: &Path, model: &Sequential, card: &ModelCard) -> Result<()> {
     save_weights(path, model)?;
-    crate::export::save(&export_path(path), model, card.model.input, &card.classes)?;
+    crate::export::save(&export_path(path), model, card)?;
     let text = toml::to_string(card).context("cannot serialise the model card")?;
     write_atomic(&card_path(path), text.as_bytes())?;
     Ok(())
@@ -190,12 +206,27 @@ impl ModelCard {
             width,
         };
         let interpolation = self.interpolation.interpolation();
-        Ok(image_input::read(
-            path,
-            shape,
-            self.preprocess,
-            interpolation,
-        )?)
+        let mut x = image_input::read(path, shape, self.preprocess, interpolation)?;
+        // `read` gives p / 255; another rescale scales that (the course's stays exact).
+        if self.rescale != COURSE_RESCALE {
+            let factor = self.rescale * 255.0;
+            x.iter_mut().for_each(|v| *v *= factor);
+        }
+        Ok(x)
+    }
+
+    /// The batcher that turns this model's images into its inputs (pixels × `rescale`).
+    pub fn batcher(&self) -> ImageBatcher {
+        let [channels, height, width] = self.model.input;
+        ImageBatcher {
+            shape: ImageShape {
+                channels,
+                height,
+                width,
+            },
+            scale: self.rescale,
+            offset: 0.0,
+        }
     }
 
     /// How images are read for this model: resized to its input with its interpolation,
@@ -235,6 +266,7 @@ mod tests {
             source: DatasetChoice::Mnist,
             validation_split: None,
             follow_links: false,
+            rescale: COURSE_RESCALE,
             model,
         }
     }

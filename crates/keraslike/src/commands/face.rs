@@ -57,6 +57,10 @@ pub struct FaceArgs {
     /// Random flips, shifts, rotations and zooms of the training images.
     #[arg(long)]
     augment: bool,
+    /// Keras's rescale: every pixel value 0-255 is multiplied by this (1 keeps them as
+    /// they are) [default: 1/255, the course's, giving inputs in [0, 1]].
+    #[arg(long, default_value_t = saved_model::COURSE_RESCALE, value_parser = parse_rescale)]
+    rescale: f32,
     /// Also read images in folders reached through symbolic links inside the class
     /// folders (Keras's follow_links=True); each real folder is read once.
     #[arg(long)]
@@ -67,6 +71,15 @@ pub struct FaceArgs {
     skip_invalid: bool,
     #[command(flatten)]
     train: TrainArgs,
+}
+
+fn parse_rescale(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?}: expected a positive number, e.g. 0.00392 for 1/255"
+        )),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
@@ -208,11 +221,16 @@ pub fn run(args: FaceArgs) -> Result<()> {
         valid_items: validation_steps.map(|n| n * options.batch_size),
         ..options
     };
+    let batcher = ImageBatcher {
+        shape,
+        scale: args.rescale,
+        offset: 0.0,
+    };
     let fitted = fit(
         model,
         train_data,
         test_data.clone(),
-        ImageBatcher::unit(shape),
+        batcher,
         &out,
         &options,
     )?;
@@ -224,6 +242,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
         source: DatasetChoice::Folder(data_root),
         validation_split: args.validation_split,
         follow_links: args.follow_links,
+        rescale: args.rescale,
         model: config,
     };
     let model_path = out.join("model.bpk");
@@ -232,7 +251,7 @@ pub fn run(args: FaceArgs) -> Result<()> {
     let result = evaluate(
         &fitted.model,
         test_data,
-        ImageBatcher::unit(shape),
+        batcher,
         classes.len(),
         64,
         &device,

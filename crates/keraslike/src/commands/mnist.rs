@@ -138,6 +138,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
         source: args.dataset,
         validation_split: None,
         follow_links: false,
+        rescale: saved_model::COURSE_RESCALE,
         model: config,
     };
     let model_path = out.join("model.bpk");

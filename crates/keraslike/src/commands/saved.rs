@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, TensorData};
 use dataset::{DatasetChoice, ImageShape};
 
 use keraslike::backend::{self, Backend};
-use keraslike::data::{ImageBatcher, InMemoryImages};
+use keraslike::data::InMemoryImages;
 use keraslike::evaluate::evaluate;
 use keraslike::saved_model;
 
@@ -29,7 +29,7 @@ pub fn evaluate_command(
         height: card.model.input[1],
         width: card.model.input[2],
     };
-    let batcher = ImageBatcher::unit(shape);
+    let batcher = card.batcher();
     let classes = card.classes.len();
     let batch = batch.max(1);
     let result = match &card.source {
