@@ -357,11 +357,12 @@ impl Callbacks {
         stop
     }
 
-    /// Rebuilds the callbacks' state from the epochs a resumed run already trained
-    /// (`base_lr(epoch)`: the schedule's rate in that epoch); their messages are dropped.
-    pub fn replay(&mut self, epochs: &[EpochRecord], base_lr: impl Fn(usize) -> f64) {
+    /// Rebuilds the callbacks' state from the epochs a resumed run already trained at
+    /// `base_lr` (ReduceLROnPlateau runs only with a constant rate); their messages are
+    /// dropped.
+    pub fn replay(&mut self, epochs: &[EpochRecord], base_lr: f64) {
         for record in epochs {
-            self.on_epoch_end(record, base_lr(record.epoch));
+            self.on_epoch_end(record, base_lr);
         }
         self.messages.clear();
     }
@@ -542,7 +543,7 @@ mod tests {
         };
         let epochs = [record(1, 0.5, 0.0), record(2, 0.6, 0.0)];
         let mut resumed = options.build().unwrap();
-        resumed.replay(&epochs, |_| 0.01);
+        resumed.replay(&epochs, 0.01);
         assert!(resumed.messages.is_empty());
         assert!((resumed.lr_factor.get() - 0.1).abs() < 1e-12);
         // One more epoch without improvement reaches the patience of 2.

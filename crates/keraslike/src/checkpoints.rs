@@ -53,7 +53,7 @@ impl CheckpointingStrategy for KeepLastAndBest {
 }
 
 /// The epochs of the `checkpoint/model-N.bpk` files in `out`.
-fn saved_epochs(out: &Path) -> BTreeSet<usize> {
+pub fn saved_epochs(out: &Path) -> BTreeSet<usize> {
     let Ok(entries) = std::fs::read_dir(out.join("checkpoint")) else {
         return BTreeSet::new();
     };

@@ -122,18 +122,7 @@ pub struct Fitted {
 
 /// The last epoch checkpointed in `out/checkpoint`, if any.
 pub fn last_checkpoint(out: &Path) -> Option<usize> {
-    let dir = out.join("checkpoint");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
-        })
-        .max()
+    crate::checkpoints::saved_epochs(out).last().copied()
 }
 
 /// The history file of a run in `out`.
@@ -244,7 +233,7 @@ where
         // As Keras, which cannot set the rate of an optimiser driven by a schedule.
         bail!("ReduceLROnPlateau needs a constant learning rate: drop lr_schedule / lr_decay");
     }
-    callbacks.replay(&history.epochs, |_| options.learning_rate);
+    callbacks.replay(&history.epochs, options.learning_rate);
     let steps_per_epoch = options
         .train_items
         .unwrap_or(train.len())

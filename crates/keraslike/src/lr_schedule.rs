@@ -141,12 +141,6 @@ impl ScheduledLr {
         }
     }
 
-    /// The schedule's rate in (1-based) `epoch`, at its first step, before the factor.
-    pub fn rate_in_epoch(&self, epoch: usize) -> f64 {
-        let step = epoch.saturating_sub(1) as u64 * self.steps_per_epoch;
-        self.scheduled(step, self.base * self.gamma_per_step.powf(step as f64))
-    }
-
     fn scheduled(&self, step: u64, exponential: f64) -> f64 {
         match self.schedule {
             Schedule::Constant => self.base,
@@ -284,7 +278,8 @@ mod tests {
             0,
             LrFactor::default(),
         );
-        assert_eq!(step.rate_in_epoch(3), 0.025);
+        // Epoch 3's first step (step 4 at 2 steps an epoch).
+        assert_eq!(rates(step, 5)[4], 0.025);
     }
 
     #[test]

@@ -104,6 +104,22 @@ fn replaced<const D: usize>(param: Param<Tensor<D>>, value: Tensor<D>) -> Param<
     })
 }
 
+/// A Conv2D's or Dense's weight and bias from `from` into `to` when their shapes (and
+/// whether each has a bias) agree; whether they did.
+fn copy_affine<const D: usize>(
+    (weight, bias): (&mut Param<Tensor<D>>, &mut Option<Param<Tensor<1>>>),
+    (from_weight, from_bias): (&Param<Tensor<D>>, &Option<Param<Tensor<1>>>),
+) -> bool {
+    if !same_dims(weight, from_weight) || bias.is_some() != from_bias.is_some() {
+        return false;
+    }
+    *weight = replaced(weight.clone(), from_weight.val());
+    if let (Some(b), Some(fb)) = (bias.take(), from_bias) {
+        *bias = Some(replaced(b, fb.val()));
+    }
+    true
+}
+
 /// Whether two parameters have the same shape.
 fn same_dims<const D: usize>(a: &Param<Tensor<D>>, b: &Param<Tensor<D>>) -> bool {
     a.val().dims() == b.val().dims()
@@ -117,25 +133,11 @@ impl Sequential {
         let mut copied = Vec::new();
         for (i, (layer, from)) in self.layers.iter_mut().zip(&source.layers).enumerate() {
             let done = match (layer, from) {
-                (Layer::Conv2d(to), Layer::Conv2d(from))
-                    if same_dims(&to.weight, &from.weight)
-                        && to.bias.is_some() == from.bias.is_some() =>
-                {
-                    to.weight = replaced(to.weight.clone(), from.weight.val());
-                    if let (Some(b), Some(fb)) = (to.bias.take(), &from.bias) {
-                        to.bias = Some(replaced(b, fb.val()));
-                    }
-                    true
+                (Layer::Conv2d(to), Layer::Conv2d(from)) => {
+                    copy_affine((&mut to.weight, &mut to.bias), (&from.weight, &from.bias))
                 }
-                (Layer::Dense(to), Layer::Dense(from))
-                    if same_dims(&to.weight, &from.weight)
-                        && to.bias.is_some() == from.bias.is_some() =>
-                {
-                    to.weight = replaced(to.weight.clone(), from.weight.val());
-                    if let (Some(b), Some(fb)) = (to.bias.take(), &from.bias) {
-                        to.bias = Some(replaced(b, fb.val()));
-                    }
-                    true
+                (Layer::Dense(to), Layer::Dense(from)) => {
+                    copy_affine((&mut to.weight, &mut to.bias), (&from.weight, &from.bias))
                 }
                 (Layer::BatchNorm(to), Layer::BatchNorm(from))
                     if same_dims(&to.gamma, &from.gamma) =>
