@@ -204,6 +204,14 @@ def epoch_clock():
     return EpochClock()
 
 
+def is_binary(cfg):
+    """One sigmoid unit at the end: flow_from_directory's class_mode="binary"."""
+    last = cfg["layers"][-1]
+    if last["type"] == "Activation" and last.get("activation") == "sigmoid":
+        last = dict(cfg["layers"][-2], activation="sigmoid")
+    return last["type"] == "Dense" and last["units"] == 1 and last.get("activation") == "sigmoid"
+
+
 def run_keras(cfg, fit, args, seed):
     import keras
 
@@ -222,7 +230,7 @@ def run_keras(cfg, fit, args, seed):
             target_size=(h, w),
             color_mode="grayscale" if c == 1 else "rgb",
             batch_size=batch,
-            class_mode="categorical",
+            class_mode="binary" if is_binary(cfg) else "categorical",
             interpolation=args.interpolation,
             seed=seed,
         )
@@ -232,7 +240,7 @@ def run_keras(cfg, fit, args, seed):
         val_steps = fit.get("validation_steps") or len(test)
         model.compile(
             optimizer=keras_optimizer(cfg.get("compile", {}), steps),
-            loss="categorical_crossentropy",
+            loss="binary_crossentropy" if is_binary(cfg) else "categorical_crossentropy",
             metrics=["accuracy"],
         )
         # Keras 3 ends an epoch early when a data set with a length (a DirectoryIterator

@@ -50,6 +50,7 @@ fn every_shipped_model_config_summarises() {
         "mnist-overfit.toml",
         "face.toml",
         "faces-64.toml",
+        "faces-64-binary.toml",
         "cifar10-cnn.toml",
     ] {
         let out = run(
@@ -417,6 +418,101 @@ fn face_trains_from_image_folders_and_evaluates_and_predicts() {
     let s = text(&pred.stdout);
     assert_eq!(s.lines().count(), 2, "{s}");
     assert!(s.lines().all(|l| l.contains("smile: ")), "{s}");
+}
+
+/// `--class-mode binary`: Keras's one-sigmoid-unit head learns the two classes, and
+/// evaluate and predict read it as two probabilities; a head or data that does not fit
+/// the mode is one clear line before training.
+#[test]
+fn class_mode_binary_trains_a_single_sigmoid_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    face_folders(&data);
+    let binary = dir.path().join("binary.toml");
+    std::fs::write(&binary, binary_head(SMALL_FACE_CNN)).unwrap();
+    let softmax = dir.path().join("softmax.toml");
+    std::fs::write(&softmax, SMALL_FACE_CNN).unwrap();
+    let face = |config: &Path, out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "face",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "5",
+            "--validation-steps",
+            "2",
+            "--batch-size",
+            "16",
+        ];
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &[])
+    };
+    let trained = face(&binary, "run", &["--class-mode", "binary"]);
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let s = text(&trained.stdout);
+    assert!(s.contains("class_mode: binary"), "{s}");
+    assert!(s.contains("(None, 1)"), "the summary shows one output\n{s}");
+    let acc = test_accuracy(&s);
+    assert!(acc >= 0.8, "test accuracy {acc}\n{s}");
+
+    let model = dir.path().join("run/model.bpk");
+    let eval = run(
+        &keraslike(),
+        &["evaluate", "--model", model.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    assert!(text(&eval.stdout).contains("smile: precision"));
+    let photo = data.join("train/nonsmile/photo.jpg");
+    let pred = run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            photo.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(pred.status.success(), "{}", text(&pred.stderr));
+    let line = text(&pred.stdout);
+    // "file: class (nonsmile: p0, smile: p1)"
+    let inside = &line[line.rfind('(').unwrap() + 1..line.rfind(')').unwrap()];
+    let sum: f64 = inside
+        .split(", ")
+        .map(|pair| pair.rsplit(": ").next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(inside.split(", ").count(), 2, "{line}");
+    assert!((sum - 1.0).abs() < 1e-3, "{line}");
+
+    // A softmax head asked to be binary, a binary head asked to be categorical, and a
+    // binary head on three classes.
+    let err = one_line_error(&face(&softmax, "bad1", &["--class-mode", "binary"]));
+    assert!(
+        err.contains("one sigmoid unit") && err.contains("(None, 2)"),
+        "{err}"
+    );
+    let err = one_line_error(&face(&binary, "bad2", &["--class-mode", "categorical"]));
+    assert!(err.contains("binary"), "{err}");
+    dataset::synthetic::write_image_folder(&data.join("train"), &["zzz"], 3, (20, 24), 1).unwrap();
+    dataset::synthetic::write_image_folder(&data.join("test"), &["zzz"], 3, (20, 24), 1).unwrap();
+    let err = one_line_error(&face(&binary, "bad3", &[]));
+    assert!(
+        err.contains("exactly 2 classes") && err.contains("zzz"),
+        "{err}"
+    );
+    for bad in ["bad1", "bad2", "bad3"] {
+        assert!(!dir.path().join(bad).exists(), "{bad}: nothing written");
+    }
 }
 
 #[test]
@@ -941,6 +1037,14 @@ const EXPORT_CNN: &str = "input = [3, 24, 20]\n\
     [[layers]]\ntype = \"Dense\"\nunits = 2\nactivation = \"softmax\"\n\
     [compile]\noptimizer = \"adam\"\nlearning_rate = 0.01\n";
 
+/// [`EXPORT_CNN`] with Keras's binary head: one sigmoid unit.
+fn binary_head(config: &str) -> String {
+    config.replace(
+        "units = 2\nactivation = \"softmax\"",
+        "units = 1\nactivation = \"sigmoid\"",
+    )
+}
+
 /// `model.safetensors` rebuilt outside the project (PyTorch when installed, else NumPy)
 /// gives `predict`'s probabilities on a folder of test images, from `predictions.csv`.
 #[test]
@@ -951,10 +1055,15 @@ fn the_pytorch_style_export_predicts_as_keraslike_does_in_python() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("faces");
     face_folders(&data);
-    let config = dir.path().join("export.toml");
-    std::fs::write(&config, EXPORT_CNN).unwrap();
-    // The course's rescale (1/255), and raw pixel values (Keras's rescale=None).
-    for (name, rescale) in [("course", None), ("raw", Some("1"))] {
+    // The course's rescale (1/255), raw pixel values (Keras's rescale=None), and a binary
+    // head.
+    for (name, model_config, rescale) in [
+        ("course", EXPORT_CNN.to_string(), None),
+        ("raw", EXPORT_CNN.to_string(), Some("1")),
+        ("binary", binary_head(EXPORT_CNN), None),
+    ] {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, model_config).unwrap();
         let out = dir.path().join(name);
         let mut args = vec![
             "face",

@@ -151,7 +151,9 @@ def main():
     except ImportError:
         framework = "NumPy"
         probs = numpy_forward(arch, load_file(args.weights), x.astype(np.float64))
-    if arch[-1]["type"] != "Softmax":
+    if arch[-1]["type"] == "Sigmoid" and probs.shape[1] == 1 and len(classes) == 2:
+        probs = np.concatenate([1 - probs, probs], axis=1)  # a binary head: P(class 1)
+    elif arch[-1]["type"] != "Softmax":
         probs = softmax(probs)
     theirs = np.array([[float(r[c]) for c in classes] for r in rows])
     worst = float(np.abs(probs - theirs).max())

@@ -434,4 +434,55 @@ mod tests {
             "{weighted} vs {expected}"
         );
     }
+
+    /// A binary head (one sigmoid unit) trains on binary cross-entropy: the mean of
+    /// -[y ln p + (1 - y) ln(1 - p)] with p the model's own sigmoid output, as Keras's
+    /// `binary_crossentropy`; and its class probabilities are [1 - p, p].
+    #[test]
+    fn a_binary_head_trains_on_binary_cross_entropy() {
+        let config = ModelConfig::parse(
+            "input = [1, 2, 2]\n[[layers]]\ntype = \"Flatten\"\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 1\nactivation = \"sigmoid\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let device = Device::default();
+        let model = Sequential::new(&config, &device).unwrap();
+        assert!(model.has_binary_head());
+        let images = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..16).map(|i| (i as f32 * 0.9).cos() * 3.0).collect(),
+                [4, 1, 2, 2],
+            ),
+            &device,
+        );
+        let labels = [0i64, 1, 1, 0];
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [4]), &device);
+        let p = model
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(p.len(), 4);
+        let bce: f32 = labels
+            .iter()
+            .zip(&p)
+            .map(|(&y, &p)| if y == 1 { -p.ln() } else { -(1.0 - p).ln() })
+            .sum::<f32>()
+            / 4.0;
+        let batch = ImageBatch {
+            images: images.clone(),
+            targets,
+            weights: None,
+        };
+        let loss = model.classification(batch).loss.into_scalar::<f32>();
+        assert!((loss - bce).abs() < 1e-5, "{loss} vs {bce}");
+        let probs = burn::tensor::activation::softmax(model.forward_logits(images), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (i, &p) in p.iter().enumerate() {
+            assert!((probs[2 * i + 1] - p).abs() < 1e-6 && (probs[2 * i] - (1.0 - p)).abs() < 1e-6);
+        }
+    }
 }

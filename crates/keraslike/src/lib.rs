@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod callbacks;
 pub mod checkpoints;
+pub mod class_mode;
 pub mod class_weight;
 pub mod data;
 pub mod evaluate;

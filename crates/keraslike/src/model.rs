@@ -261,11 +261,27 @@ impl Sequential {
         Ok(Self { layers })
     }
 
-    /// Logits: every layer but a final softmax (which the loss applies itself).
+    /// Logits: every layer but a final softmax (which the loss applies itself). A binary
+    /// head's one unit `z` before its sigmoid gives the two logits `[0, z]`, whose softmax
+    /// is `[1 - sigmoid(z), sigmoid(z)]` (crate::class_mode).
     pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.has_binary_head() {
+            let z = self.run(x, self.layers.len() - 1);
+            return Tensor::cat(vec![z.zeros_like(), z], 1);
+        }
         let last_is_softmax = matches!(self.layers.last(), Some(Layer::Act(Act::Softmax(_))));
         let n = self.layers.len() - usize::from(last_is_softmax);
         self.run(x, n)
+    }
+
+    /// Whether it ends in one sigmoid unit (Keras's `Dense(1, activation="sigmoid")`).
+    pub fn has_binary_head(&self) -> bool {
+        match self.layers.as_slice() {
+            [.., Layer::Dense(dense), Layer::Act(Act::Sigmoid(_))] => {
+                dense.weight.val().dims()[1] == 1
+            }
+            _ => false,
+        }
     }
 
     /// The input of the last Dense layer: the "penultimate-layer features" that Fréchet

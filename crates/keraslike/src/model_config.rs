@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::{CallbackOptions, Monitor};
+use crate::class_mode::ClassMode;
 use crate::class_weight::ClassWeight;
 use crate::initializers::Initializer;
 use crate::lr_schedule::ScheduleKind;
@@ -298,6 +299,9 @@ pub struct FitConfig {
     pub min_lr: Option<f64>,
     /// Keras's `class_weight`: `"balanced"` or one weight per class, in class order.
     pub class_weight: Option<ClassWeight>,
+    /// flow_from_directory's class_mode: `categorical` (one softmax output per class) or
+    /// `binary` (two classes, one sigmoid unit); by default what the last layer is.
+    pub class_mode: Option<ClassMode>,
     /// `false`: train in the data's own order every epoch (Keras's `shuffle=False`).
     pub shuffle: Option<bool>,
     /// Transfer learning: start from this saved model's weights (`model.bpk`) for every

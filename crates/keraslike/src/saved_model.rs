@@ -160,7 +160,7 @@ pub fn load(path: &Path, device: &Device) -> Result<(Sequential, ModelCard)> {
         .infer()
         .with_context(|| format!("{}: the model it describes", card_file.display()))?;
     let outputs = infos.last().map(|l| l.output);
-    if outputs != Some(crate::model_config::Shape::Flat(card.classes.len())) {
+    if crate::class_mode::classes_of(&card.model, &infos) != Some(card.classes.len()) {
         bail!(
             "{}: lists {} class names for a model whose output is {}",
             card_file.display(),

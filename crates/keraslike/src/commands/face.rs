@@ -10,6 +10,7 @@ use dataset::image_input::Preprocess;
 use dataset::{ColorMode, DatasetChoice, FolderOptions, ImageShape, Subset};
 
 use keraslike::backend;
+use keraslike::class_mode::ClassMode;
 use keraslike::data::{AugmentedImages, FolderImages, ImageBatcher};
 use keraslike::evaluate::evaluate;
 use keraslike::fit::{FitOptions, fit};
@@ -57,6 +58,11 @@ pub struct FaceArgs {
     /// Random flips, shifts, rotations and zooms of the training images.
     #[arg(long)]
     augment: bool,
+    /// How labels meet the model (flow_from_directory's class_mode): categorical, one
+    /// softmax output per class; or binary, two classes and a last layer of one sigmoid
+    /// unit (binary cross-entropy) [default: the config's, else what its last layer is].
+    #[arg(long, value_enum)]
+    class_mode: Option<ClassMode>,
     /// Keras's rescale: every pixel value 0-255 is multiplied by this (1 keeps them as
     /// they are) [default: 1/255, the course's, giving inputs in [0, 1]].
     #[arg(long, default_value_t = saved_model::COURSE_RESCALE, value_parser = parse_rescale)]
@@ -178,7 +184,12 @@ pub fn run(args: FaceArgs) -> Result<()> {
         height,
         width,
     };
-    super::check_outputs(&infos, &classes)?;
+    super::check_outputs(
+        &config,
+        &infos,
+        &classes,
+        args.class_mode.or(config.fit.class_mode),
+    )?;
     let options = FitOptions {
         class_weights: args
             .train

@@ -76,7 +76,7 @@ pub fn run(args: MnistArgs) -> Result<()> {
             shape.width
         );
     }
-    super::check_outputs(&infos, &classes)?;
+    super::check_outputs(&config, &infos, &classes, config.fit.class_mode)?;
     let mut counts = vec![0usize; classes.len()];
     for &label in &train.labels {
         if let Some(count) = counts.get_mut(usize::from(label)) {

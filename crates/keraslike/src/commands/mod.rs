@@ -14,12 +14,13 @@ use dataset::{DataDir, DatasetChoice, FolderOptions, ImageFolder, LabelledImages
 use dataset::augment::{Augmentation, Warp};
 use keraslike::backend::Backend;
 use keraslike::callbacks::{CallbackOptions, Monitor};
+use keraslike::class_mode::ClassMode;
 use keraslike::class_weight::{self, ClassWeight};
 use keraslike::data::FolderImages;
 use keraslike::fit::FitOptions;
 use keraslike::lr_schedule::{Schedule, ScheduleKind};
 use keraslike::model::Sequential;
-use keraslike::model_config::{LayerInfo, ModelConfig, Shape};
+use keraslike::model_config::{LayerInfo, ModelConfig};
 use keraslike::optimizer::OptimizerKind;
 use keraslike::saved_model::{ModelCard, Resample};
 
@@ -362,10 +363,7 @@ impl TrainArgs {
             workers: self.workers.max(1),
             resume: self.resume,
             overwrite: self.overwrite,
-            classes: match config.infer()?.last().map(|l| l.output) {
-                Some(Shape::Flat(n)) => n,
-                _ => 2,
-            },
+            classes: keraslike::class_mode::classes_of(config, &config.infer()?).unwrap_or(2),
             train_items: None,
             valid_items: None,
             class_weights: None,
@@ -445,18 +443,17 @@ impl TrainArgs {
     }
 }
 
-/// The model's last layer must give one output per class of the data.
-pub fn check_outputs(infos: &[LayerInfo], classes: &[String]) -> Result<()> {
-    let last = infos.last().map(|l| l.output);
-    if last != Some(Shape::Flat(classes.len())) {
-        bail!(
-            "the model's last layer must give one output per class ({} classes: {}), not {}",
-            classes.len(),
-            classes.join(", "),
-            last.map_or("nothing".into(), |s| s.keras())
-        );
-    }
-    Ok(())
+/// The model's last layer must fit the data's classes in the class mode asked for (by
+/// default the model's own: one sigmoid unit is binary); the mode used, as printed.
+pub fn check_outputs(
+    config: &ModelConfig,
+    infos: &[LayerInfo],
+    classes: &[String],
+    asked: Option<ClassMode>,
+) -> Result<ClassMode> {
+    let mode = keraslike::class_mode::check(config, infos, classes, asked)?;
+    println!("class_mode: {}", mode.name());
+    Ok(mode)
 }
 
 /// Refuses a model and batch size whose training would not fit in memory, with the numbers
