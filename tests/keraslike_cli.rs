@@ -673,6 +673,66 @@ fn real_faces_beat_the_majority_baseline_after_a_short_run() {
     assert!(test_accuracy(&s) > 0.75, "{s}");
 }
 
+/// The learning-rate schedules train the DCGAN too, and a resumed run goes on where the
+/// schedule was.
+#[test]
+fn dcgan_follows_a_learning_rate_schedule_across_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset::synthetic::write_mnist_dir(&dir.path().join("mnist"), 64, 10, true, 5).unwrap();
+    let out = dir.path().join("gan");
+    let env = [("DL_DATA_DIR", dir.path())];
+    let dcgan = |epochs: &str, extra: &[&str]| {
+        let mut args = vec![
+            "dcgan",
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.001",
+            "--lr-schedule",
+            "step",
+            "--lr-decay",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &env)
+    };
+    let first = dcgan("2", &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let log = text(&first.stdout);
+    assert!(log.contains("(× 0.5 every 1 epochs)"), "{log}");
+    assert!(
+        log.contains("epoch 1/2") && log.contains("lr: 1.0000e-3"),
+        "{log}"
+    );
+    assert!(log.contains("lr: 5.0000e-4"), "{log}");
+    let resumed = dcgan("3", &["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let log = text(&resumed.stdout);
+    assert!(
+        log.contains("epoch 3/3") && log.contains("lr: 2.5000e-4"),
+        "{log}"
+    );
+
+    let bad = run(
+        &keraslike(),
+        &[
+            "dcgan",
+            "--lr-decay",
+            "2",
+            "--out",
+            dir.path().join("bad").to_str().unwrap(),
+        ],
+        None,
+        &env,
+    );
+    assert!(one_line_error(&bad).contains("lr_decay"));
+    assert!(!dir.path().join("bad").exists());
+}
+
 /// A few DCGAN iterations end to end on generated MNIST files: every output written,
 /// losses finite, `--resume` continues, a used folder is refused, `generate` draws a grid.
 #[test]

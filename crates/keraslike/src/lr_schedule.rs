@@ -94,6 +94,17 @@ impl Schedule {
     }
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Constant => write!(f, "constant"),
+            Schedule::Exponential { per_epoch } => write!(f, "× {per_epoch} per epoch"),
+            Schedule::Step { every, gamma } => write!(f, "× {gamma} every {every} epochs"),
+            Schedule::Cosine => write!(f, "cosine down to 0"),
+        }
+    }
+}
+
 /// burn's scheduler for a `fit`: `base` at step 0, following `schedule`, for
 /// `steps_per_epoch` steps an epoch over `epochs` epochs, times `factor`.
 #[derive(Debug, Clone)]

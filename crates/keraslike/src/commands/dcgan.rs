@@ -12,6 +12,7 @@ use keraslike::backend::{self, Backend};
 use keraslike::gan::score::Source;
 use keraslike::gan::{self, GanConfig, Networks, noise};
 use keraslike::history::History;
+use keraslike::lr_schedule::ScheduleKind;
 use keraslike::model::Sequential;
 
 use super::DataArgs;
@@ -52,6 +53,17 @@ pub struct DcganArgs {
     /// Adam's learning rate for both networks.
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule for both networks: constant, exponential (× --lr-decay over
+    /// each epoch), step (× --lr-decay every --lr-step-epochs epochs) or cosine (down to 0
+    /// over the run) [default: the config's, else constant].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<ScheduleKind>,
+    /// The exponential or step schedule's factor, in (0, 1].
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// The step schedule's period in epochs [default: 1].
+    #[arg(long)]
+    lr_step_epochs: Option<usize>,
     /// Seed for the weights, the noise and the order of the images.
     #[arg(long)]
     seed: Option<u64>,
@@ -132,6 +144,12 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.latent = args.latent.unwrap_or(cfg.latent);
     cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
+    cfg.lr_schedule = args.lr_schedule.or(cfg.lr_schedule);
+    cfg.lr_decay = args.lr_decay.or(cfg.lr_decay);
+    cfg.lr_step_epochs = args.lr_step_epochs.or(cfg.lr_step_epochs);
+    // Refused before any data is read.
+    let schedule =
+        keraslike::lr_schedule::Schedule::new(cfg.lr_schedule, cfg.lr_decay, cfg.lr_step_epochs)?;
     cfg.pack = args.pack.unwrap_or(cfg.pack);
     cfg.real_target = args.real_target.unwrap_or(cfg.real_target);
     cfg.refine = args.refine.unwrap_or(cfg.refine);
@@ -214,7 +232,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
     }
     println!(
         "DCGAN on {} ({n} images {}×{}×{}); generator {} parameters, discriminator {}; \
-         full-size stage {} channels; batch {}, Adam lr {} β₁ {}, D judges packs of {} (real \
+         full-size stage {} channels; batch {}, Adam lr {} ({schedule}) β₁ {}, D judges packs of {} (real \
          target {}, dropout {}), {} iterations per epoch -> {}",
         args.dataset,
         image[0],

@@ -32,6 +32,8 @@ use crate::kernels::flex;
 use crate::saved_model::{card_path, load_weights, save_weights};
 use serde::{Deserialize, Serialize};
 
+use crate::lr_schedule::ScheduleKind;
+
 /// Training settings, `configs/dcgan.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +66,12 @@ pub struct GanConfig {
     /// tutorial; 0 = none). A discriminator that cannot lean on any single feature
     /// judges the whole mix of digits more evenly.
     pub dropout: f64,
+    /// Both networks' learning rate by epoch, as `fit`'s (crate::lr_schedule): constant,
+    /// exponential (× `lr_decay` over each epoch), step (× `lr_decay` every
+    /// `lr_step_epochs`) or cosine (down to 0 over the run).
+    pub lr_schedule: Option<ScheduleKind>,
+    pub lr_decay: Option<f64>,
+    pub lr_step_epochs: Option<usize>,
 }
 
 impl Default for GanConfig {
@@ -79,6 +87,9 @@ impl Default for GanConfig {
             real_target: 1.0,
             refine: 32,
             dropout: 0.3,
+            lr_schedule: None,
+            lr_decay: None,
+            lr_step_epochs: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use burn::lr_scheduler::LrScheduler;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -21,7 +22,9 @@ use super::model::{
 };
 use cli::interrupt::{self, Interrupted};
 
+use crate::callbacks::LrFactor;
 use crate::history::{History, Record, number};
+use crate::lr_schedule::{Schedule, ScheduledLr};
 
 /// One epoch's means over its iterations, a row of `losses.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +141,15 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
             .init()
     };
     let (mut opt_g, mut opt_d) = (adam(), adam());
+    let schedule = Schedule::new(cfg.lr_schedule, cfg.lr_decay, cfg.lr_step_epochs)?;
+    let mut lr_by_step = ScheduledLr::new(
+        schedule,
+        cfg.lr,
+        iterations,
+        cfg.epochs,
+        epochs_done,
+        LrFactor::default(),
+    );
     let fixed_z = noise(64, cfg.latent, cfg.seed ^ 0xface, device);
     interrupt::install();
 
@@ -149,7 +161,9 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
         let bar = cli::progress::epoch_bar(true, iterations as u64, epoch, cfg.epochs);
         let started = Instant::now();
         let (mut sum_d, mut sum_g, mut sum_real, mut sum_fake) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let mut lr = cfg.lr;
         for it in 0..iterations {
+            lr = lr_by_step.step();
             // Discriminator: B/2 real images (target 1), B/2 generated ones (target 0).
             let idx = &order[it * half..(it + 1) * half];
             let mut batch = Vec::with_capacity(half * per_image);
@@ -173,7 +187,7 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
                 / 2.0;
             let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
             let loss_d = loss_d.into_scalar::<f32>();
-            discriminator = opt_d.step(cfg.lr, discriminator, grads);
+            discriminator = opt_d.step(lr, discriminator, grads);
 
             // Generator: B fresh z, target 1 through D, whose parameters do not change in
             // this step (nor get gradients: `no_grad` on a clone that shares its weights).
@@ -184,7 +198,7 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
             let loss_g = bce_with_logits(judge.forward(generator.forward(z)), 1.0);
             let grads = GradientsParams::from_grads(loss_g.backward(), &generator);
             let loss_g = loss_g.into_scalar::<f32>();
-            generator = opt_g.step(cfg.lr, generator, grads);
+            generator = opt_g.step(lr, generator, grads);
 
             if !loss_d.is_finite() || !loss_g.is_finite() {
                 bar.abandon();
@@ -231,8 +245,13 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
             d_fake: sum_fake / k,
             seconds: started.elapsed().as_secs_f64(),
         };
+        let lr_note = if schedule.is_constant() {
+            String::new()
+        } else {
+            format!(" - lr: {lr:.4e}")
+        };
         println!(
-            "epoch {epoch}/{} - {:.1}s - d_loss: {:.4} - g_loss: {:.4} - D(x): {:.3} - D(G(z)): {:.3}",
+            "epoch {epoch}/{} - {:.1}s - d_loss: {:.4} - g_loss: {:.4} - D(x): {:.3} - D(G(z)): {:.3}{lr_note}",
             cfg.epochs, row.seconds, row.d_loss, row.g_loss, row.d_real, row.d_fake
         );
         history.epochs.push(row);
