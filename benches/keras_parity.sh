@@ -20,6 +20,8 @@ parity() { "$py" benches/keras_parity.py --data-dir "$data" --markdown "$out" "$
 # flow_from_directory), then the same faces at their own size.
 parity --config configs/face.toml --data "folder:$data/faces" --seeds 1 2 3
 parity --config configs/faces-64.toml --data "folder:$data/faces" --epochs 2 --seeds 1 2 3
+# The same network with Keras's binary head (class_mode="binary", binary_crossentropy).
+parity --config configs/faces-64-binary.toml --data "folder:$data/faces" --epochs 2 --seeds 1 2 3 4 5 6
 # The course CNN on MNIST (Adadelta lr 1), two of its ten epochs.
 parity --config configs/mnist-cnn.toml --data mnist --epochs 2 --seeds 1 2 3
 # A CIFAR-10 CNN from the JPEG folders.
