@@ -515,6 +515,120 @@ fn class_mode_binary_trains_a_single_sigmoid_unit() {
     }
 }
 
+/// `visualize` on a trained CNN: the kernels, every Conv2D's and pooling's maps, Grad-CAM
+/// and saliency, and the numbers, whose probabilities are `predict`'s.
+#[test]
+fn visualize_draws_kernels_feature_maps_and_grad_cam() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("faces");
+    face_folders(&data);
+    let config = dir.path().join("face.toml");
+    std::fs::write(&config, SMALL_FACE_CNN).unwrap();
+    let out = dir.path().join("run");
+    let trained = run(
+        &keraslike(),
+        &[
+            "face",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+        ],
+        None,
+        &[],
+    );
+    assert!(trained.status.success(), "{}", text(&trained.stderr));
+    let model = out.join("model.bpk");
+    let image = std::fs::read_dir(data.join("test/smile"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let pictures = dir.path().join("pictures");
+    let visualize = |extra: &[&str]| {
+        let mut args = vec![
+            "visualize",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            pictures.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&keraslike(), &args, None, &[])
+    };
+    let vis = visualize(&["--image", image.to_str().unwrap()]);
+    assert!(vis.status.success(), "{}", text(&vis.stderr));
+    let s = text(&vis.stdout);
+    assert!(s.contains("Grad-CAM of") && s.contains("at conv2d"), "{s}");
+    for file in [
+        "kernels.png",
+        "input.png",
+        "feature_maps/1_conv2d.png",
+        "feature_maps/2_max_pooling2d.png",
+        "gradcam.png",
+        "gradcam_heat.png",
+        "saliency.png",
+    ] {
+        assert!(pictures.join(file).is_file(), "{file} missing\n{s}");
+    }
+    // 4 colour 3×3 kernels: a 2 × 2 grid of 36-pixel tiles, 2 pixels apart.
+    let kernels = image::open(pictures.join("kernels.png")).unwrap().to_rgb8();
+    assert_eq!(kernels.dimensions(), (78, 78));
+    assert!(
+        kernels.pixels().any(|p| p[0] != p[1] || p[1] != p[2]),
+        "in colour"
+    );
+    let json = explanation(&pictures);
+    let cam = grid_of(&json["grad_cam"]);
+    assert_eq!((cam.len(), cam[0].len()), (24, 20));
+    assert!(cam.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+
+    let pred = run(
+        &keraslike(),
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    let line = text(&pred.stdout);
+    for class in ["nonsmile", "smile"] {
+        let p = json["probabilities"][class].as_f64().unwrap();
+        assert!(line.contains(&format!("{class}: {p:.4}")), "{p} vs {line}");
+    }
+
+    // Another class explained; a class the model lacks; no image: kernels only.
+    let other = if json["class"] == "smile" {
+        "nonsmile"
+    } else {
+        "smile"
+    };
+    let vis = visualize(&["--image", image.to_str().unwrap(), "--class", other]);
+    assert!(vis.status.success(), "{}", text(&vis.stderr));
+    assert_eq!(explanation(&pictures)["class"], other);
+    let err = one_line_error(&visualize(&[
+        "--image",
+        image.to_str().unwrap(),
+        "--class",
+        "cat",
+    ]));
+    assert!(
+        err.contains("cat") && err.contains("nonsmile, smile"),
+        "{err}"
+    );
+    let vis = visualize(&[]);
+    assert!(text(&vis.stdout).contains("Pass --image"));
+}
+
 #[test]
 fn face_rejects_bad_folders_before_training() {
     let dir = tempfile::tempdir().unwrap();
@@ -635,6 +749,90 @@ fn real_mnist_course_cnn_learns_in_one_short_epoch() {
     let s = text(&out.stdout);
     println!("{s}");
     assert!(test_accuracy(&s) >= 0.93, "{s}");
+
+    // Grad-CAM of the course CNN lies on the digit's strokes: on 10 test digits, most of
+    // its weight within 2 pixels of the ink, well above that region's share of the image.
+    let test = dataset::mnist::load_dir(&data.join("mnist"), dataset::MnistKind::Digits)
+        .unwrap()
+        .test;
+    let model = dir.path().join("run/model.bpk");
+    for i in 0..10 {
+        let digit = dir.path().join(format!("digit{i}.png"));
+        image::GrayImage::from_raw(28, 28, test.image(i).to_vec())
+            .unwrap()
+            .save(&digit)
+            .unwrap();
+        let out_dir = dir.path().join(format!("vis{i}"));
+        let vis = run(
+            &keraslike(),
+            &[
+                "visualize",
+                "--model",
+                model.to_str().unwrap(),
+                "--image",
+                digit.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+            None,
+            &[],
+        );
+        assert!(vis.status.success(), "{}", text(&vis.stderr));
+        let json = explanation(&out_dir);
+        let (share, area) = weight_near_ink(&json, 2);
+        println!(
+            "digit {i} (label {}): {share:.2} of Grad-CAM within 2 px of the strokes, which cover {area:.2}",
+            test.labels[i]
+        );
+        assert!(
+            share >= 0.75 && share >= 2.0 * area,
+            "digit {i}: {share} on {area}"
+        );
+    }
+}
+
+fn explanation(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("explanation.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn grid_of(value: &serde_json::Value) -> Vec<Vec<f64>> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// The share of Grad-CAM's weight within `reach` pixels (in x and y) of the input's
+/// bright pixels (> 0.3), and the share of the image that region covers.
+fn weight_near_ink(json: &serde_json::Value, reach: usize) -> (f64, f64) {
+    let input = grid_of(&json["input"][0]);
+    let cam = grid_of(&json["grad_cam"]);
+    let (h, w) = (input.len(), input[0].len());
+    let near = |y: usize, x: usize| {
+        (y.saturating_sub(reach)..(y + reach + 1).min(h)).any(|yy| {
+            (x.saturating_sub(reach)..(x + reach + 1).min(w)).any(|xx| input[yy][xx] > 0.3)
+        })
+    };
+    let (mut on, mut total, mut cells) = (0.0, 0.0, 0usize);
+    for (y, row) in cam.iter().enumerate() {
+        for (x, &heat) in row.iter().enumerate() {
+            total += heat;
+            if near(y, x) {
+                on += heat;
+                cells += 1;
+            }
+        }
+    }
+    (on / total, cells as f64 / (h * w) as f64)
 }
 
 #[test]

@@ -153,6 +153,71 @@ fn train_saves_resumes_and_evaluates() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// `visualize` draws each of the M hidden units' 784 weights as a 28×28 tile, the
+/// brightest pixel where the unit's weight is largest.
+#[test]
+fn visualize_draws_the_first_layers_weights_as_tiles() {
+    let dir = data();
+    let weights = dir.path().join("w.safetensors");
+    let w = weights.to_str().unwrap();
+    let out = run(
+        &scratch(),
+        &["train", "--epochs", "1", "--hidden", "12", "--out", w],
+        None,
+        &with_data(dir.path()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pictures = dir.path().join("pictures");
+    let vis = run(
+        &scratch(),
+        &[
+            "visualize",
+            "--weights",
+            w,
+            "--out",
+            pictures.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(vis.status.success(), "{}", text(&vis.stderr));
+    assert!(text(&vis.stdout).contains("12 tiles of 28×28"));
+    let picture = image::open(pictures.join("w_first_layer.png"))
+        .unwrap()
+        .to_rgb8();
+    // 12 tiles of 28×28 enlarged twice: 4 columns, 3 rows, 2 pixels apart.
+    assert_eq!(picture.dimensions(), (4 * 58 + 2, 3 * 58 + 2));
+    // The first tile's brightest pixel is where unit 1's weight is largest.
+    let tensors = std::fs::read(&weights).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&tensors).unwrap();
+    let w1 = file.tensor("W1").unwrap();
+    let values: Vec<f32> = w1
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let units = w1.shape()[1];
+    let unit0: Vec<f32> = values.iter().step_by(units).copied().collect();
+    let top = (0..784)
+        .max_by(|&a, &b| unit0[a].total_cmp(&unit0[b]))
+        .unwrap();
+    let (x, y) = (2 + 2 * (top % 28) as u32, 2 + 2 * (top / 28) as u32);
+    assert_eq!(picture.get_pixel(x, y).0, [255; 3]);
+    // Without --out, beside the weights; a file that is not weights is one line.
+    let vis = run(&scratch(), &["visualize", "--weights", w], None, &[]);
+    assert!(vis.status.success(), "{}", text(&vis.stderr));
+    assert!(dir.path().join("w_first_layer.png").is_file());
+    let bogus = dir.path().join("bogus.safetensors");
+    std::fs::write(&bogus, b"not weights").unwrap();
+    let err = one_line_error(&run(
+        &scratch(),
+        &["visualize", "--weights", bogus.to_str().unwrap()],
+        None,
+        &[],
+    ));
+    assert!(err.contains("bogus.safetensors"), "{err}");
+}
+
 #[test]
 fn bad_weights_and_missing_data_are_one_line_errors() {
     let dir = data();
@@ -327,6 +392,18 @@ fn conv_config_trains_and_every_command_uses_the_file() {
     assert!(
         log.contains("conv 6×3×3") && log.contains("[14×14×6]"),
         "{log}"
+    );
+    // The conv config's kernels as a picture: 6 tiles of 3×3, enlarged 12 times.
+    let vis = run(&scratch(), &["visualize", "--weights", w], None, &[]);
+    assert!(
+        text(&vis.stdout).contains("6 3×3 kernels"),
+        "{}",
+        text(&vis.stderr)
+    );
+    let kernels = image::open(dir.path().join("cnn_kernels.png")).unwrap();
+    assert_eq!(
+        (kernels.width(), kernels.height()),
+        (3 * 38 + 2, 2 * 38 + 2)
     );
     // Every parameter and BatchNorm's running statistics are in the file.
     let bytes = std::fs::read(&weights).unwrap();

@@ -3,6 +3,7 @@
 //!
 //! - [`args`]: the command line, parsed alike in both.
 //! - [`chart`]: line charts of training curves as PNG, like the course's matplotlib figures.
+//! - [`picture`]: weights and activations as pictures (tiles, grids, heat maps).
 //! - [`progress`]: the one progress-bar style of every long loop.
 //! - [`table`]: tables printed to the terminal (the confusion matrix).
 //! - [`interrupt`]: Ctrl-C, one mechanism for every command.
@@ -13,6 +14,7 @@ pub mod args;
 pub mod chart;
 mod font;
 pub mod interrupt;
+pub mod picture;
 pub mod progress;
 pub mod table;
 

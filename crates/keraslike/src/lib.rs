@@ -24,3 +24,4 @@ pub mod optimizer;
 pub mod renderer;
 pub mod run_folder;
 pub mod saved_model;
+pub mod visual;

@@ -95,6 +95,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Backend::Flex)]
         backend: Backend,
     },
+    /// Look inside a trained classifier: its first Conv2D's kernels (kernels.png) and, for
+    /// --image, every Conv2D and MaxPooling2D layer's feature maps (feature_maps/), a
+    /// Grad-CAM heat map of the predicted class over the image (gradcam.png) and the
+    /// input-gradient saliency (saliency.png), and their numbers (explanation.json).
+    Visualize(commands::visualize::VisualizeArgs),
     /// Check which burn backends work on this machine (a small matrix product on each; the
     /// GPU adapter is probed without panicking).
     Backends,
@@ -127,6 +132,7 @@ fn main() {
             csv,
             backend,
         } => commands::saved::predict(&model, &images, csv.as_deref(), backend),
+        Command::Visualize(args) => commands::visualize::run(args),
         Command::Backends => {
             for b in [Backend::Flex, Backend::Ndarray, Backend::Wgpu] {
                 match backend::device(b).and_then(|d| backend::smoke_test(&d)) {

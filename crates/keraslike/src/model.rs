@@ -48,7 +48,7 @@ pub struct Sequential {
 }
 
 /// Activations flowing between layers: image-shaped until Flatten, then flat.
-enum Flow {
+pub enum Flow {
     Image(Tensor<4>),
     Flat(Tensor<2>),
 }
@@ -265,13 +265,20 @@ impl Sequential {
     /// head's one unit `z` before its sigmoid gives the two logits `[0, z]`, whose softmax
     /// is `[1 - sigmoid(z), sigmoid(z)]` (crate::class_mode).
     pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<2> {
-        if self.has_binary_head() {
-            let z = self.run(x, self.layers.len() - 1);
-            return Tensor::cat(vec![z.zeros_like(), z], 1);
-        }
+        self.logits_from(Flow::Image(x), 0)
+    }
+
+    /// The logits from `flow`, the output of the first `start` built layers.
+    pub fn logits_from(&self, flow: Flow, start: usize) -> Tensor<2> {
+        let binary = self.has_binary_head();
         let last_is_softmax = matches!(self.layers.last(), Some(Layer::Act(Act::Softmax(_))));
-        let n = self.layers.len() - usize::from(last_is_softmax);
-        self.run(x, n)
+        let end = self.layers.len() - usize::from(binary || last_is_softmax);
+        let z = flat(self.run_layers(flow, start..end));
+        if binary {
+            Tensor::cat(vec![z.zeros_like(), z], 1)
+        } else {
+            z
+        }
     }
 
     /// Whether it ends in one sigmoid unit (Keras's `Dense(1, activation="sigmoid")`).
@@ -301,8 +308,12 @@ impl Sequential {
     }
 
     fn run(&self, x: Tensor<4>, n: usize) -> Tensor<2> {
-        let mut flow = Flow::Image(x);
-        for layer in &self.layers[..n] {
+        flat(self.run_layers(Flow::Image(x), 0..n))
+    }
+
+    /// The built layers `range` (indices into `layers`) applied to `flow`.
+    pub fn run_layers(&self, mut flow: Flow, range: std::ops::Range<usize>) -> Flow {
+        for layer in &self.layers[range] {
             flow = match (layer, flow) {
                 (Layer::Conv2d(m), Flow::Image(x)) => {
                     Flow::Image(crate::kernels::conv2d::conv2d(m, x))
@@ -321,11 +332,33 @@ impl Sequential {
                 _ => unreachable!("layer order was checked by ModelConfig::infer"),
             };
         }
-        match flow {
-            Flow::Flat(x) => x,
-            Flow::Image(x) => x.flatten(1, 3),
-        }
+        flow
     }
+}
+
+fn flat(flow: Flow) -> Tensor<2> {
+    match flow {
+        Flow::Flat(x) => x,
+        Flow::Image(x) => x.flatten(1, 3),
+    }
+}
+
+/// How many of [`Sequential::new`]'s layers each Keras layer of `config` becomes: a
+/// Conv2D or Dense with an activation is two (the activation its own), a linear
+/// Activation none, every other one.
+pub fn built_per_layer(config: &ModelConfig) -> Vec<usize> {
+    let own = |a: &Activation| usize::from(*a != Activation::Linear);
+    config
+        .layers
+        .iter()
+        .map(|layer| match layer {
+            LayerConfig::Conv2D { activation, .. } | LayerConfig::Dense { activation, .. } => {
+                1 + own(activation)
+            }
+            LayerConfig::Activation { activation } => own(activation),
+            _ => 1,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -352,6 +385,34 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!(probs.iter().all(|p| (p - 1.0).abs() < 1e-5), "{probs:?}");
+    }
+
+    /// `built_per_layer` counts what `new` builds, for every shipped model and for
+    /// activations folded in, separate, or linear.
+    #[test]
+    fn built_per_layer_counts_the_built_layers() {
+        let extra = ModelConfig::parse(
+            "input = [1, 4, 4]\n[[layers]]\ntype = \"Flatten\"\n\
+             [[layers]]\ntype = \"Dense\"\nunits = 3\n\
+             [[layers]]\ntype = \"Activation\"\nactivation = \"linear\"\n\
+             [[layers]]\ntype = \"Activation\"\nactivation = \"softmax\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let shipped = [
+            include_str!("../../../configs/mnist-cnn.toml"),
+            include_str!("../../../configs/mnist-best.toml"),
+            include_str!("../../../configs/face.toml"),
+            include_str!("../../../configs/faces-64-binary.toml"),
+        ]
+        .map(|text| ModelConfig::parse(text, "shipped").unwrap());
+        for config in shipped.iter().chain([&extra]) {
+            let model = Sequential::new(config, &Device::flex()).unwrap();
+            let counts = built_per_layer(config);
+            assert_eq!(counts.len(), config.layers.len());
+            assert_eq!(counts.iter().sum::<usize>(), model.layers.len());
+        }
+        assert_eq!(built_per_layer(&extra), vec![1, 1, 0, 1]);
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod compare;
 pub mod data;
 pub mod experiment;
+pub mod first_layer;
 pub mod gates;
 pub mod init;
 pub mod kernels;

@@ -44,6 +44,9 @@ enum Command {
     /// Train several configs on the same data and plot their test accuracy and training
     /// loss per epoch side by side (compare.png, compare.csv).
     Compare(commands::compare::CompareArgs),
+    /// Draw the first layer's weights: for 784 → M, each hidden unit's 784 weights as a
+    /// 28×28 tile; for a convolution, its kernels.
+    Visualize(commands::visualize::VisualizeArgs),
 }
 
 fn main() {
@@ -57,6 +60,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Compare(a) => commands::compare::run(a),
+        Command::Visualize(a) => commands::visualize::run(a),
     };
     if let Err(e) = result {
         if let Some(stopped) = e.downcast_ref::<Interrupted>() {

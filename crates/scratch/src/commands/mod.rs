@@ -5,6 +5,7 @@ pub mod eval;
 pub mod loss;
 pub mod predict;
 pub mod train;
+pub mod visualize;
 
 use std::path::PathBuf;
 
