@@ -102,3 +102,84 @@ pub fn one_line_error(out: &Output) -> String {
     assert!(err.starts_with("error:"), "{err}");
     err
 }
+
+/// One HTTP/1.1 request to `addr` (`127.0.0.1:8080`), the connection closed after it: the
+/// status code and the body (chunked bodies decoded). Enough for the local servers the
+/// tests talk to (`keraslike serve`, chromedriver) without an HTTP client dependency.
+pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    // A server may answer (413) and close before reading a large body.
+    let _ = stream.write_all(body);
+    // Read the head, then as much body as it announces (a server may keep the connection
+    // open whatever the request said).
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 << 10];
+    let split = loop {
+        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut buf).expect("read the response");
+        assert!(n > 0, "the connection closed before a response head");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    let chunked = head.contains("transfer-encoding: chunked");
+    let mut body = raw[split + 4..].to_vec();
+    let complete = |body: &[u8]| match length {
+        Some(n) => body.len() >= n,
+        None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+        None => false,
+    };
+    while !complete(&body) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    if let Some(n) = length {
+        body.truncate(n);
+    }
+    if chunked {
+        let (mut decoded, mut rest) = (Vec::new(), &body[..]);
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16)
+                .expect("a chunk size");
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[end + 2 + size + 2..];
+        }
+        body = decoded;
+    }
+    (status, body)
+}
+
+/// A program started in the background, stopped when dropped.
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -24,4 +24,5 @@ pub mod optimizer;
 pub mod renderer;
 pub mod run_folder;
 pub mod saved_model;
+pub mod serve;
 pub mod visual;

@@ -100,6 +100,10 @@ enum Command {
     /// Grad-CAM heat map of the predicted class over the image (gradcam.png) and the
     /// input-gradient saliency (saliency.png), and their numbers (explanation.json).
     Visualize(commands::visualize::VisualizeArgs),
+    /// A local web page to draw a digit or drop a photo on: every --model's probabilities,
+    /// the input as it saw it, its first feature maps and Grad-CAM; a --generator's
+    /// samples and a walk between two latent vectors. Listens on 127.0.0.1:8080.
+    Serve(commands::serve::ServeArgs),
     /// Check which burn backends work on this machine (a small matrix product on each; the
     /// GPU adapter is probed without panicking).
     Backends,
@@ -133,6 +137,7 @@ fn main() {
             backend,
         } => commands::saved::predict(&model, &images, csv.as_deref(), backend),
         Command::Visualize(args) => commands::visualize::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Backends => {
             for b in [Backend::Flex, Backend::Ndarray, Backend::Wgpu] {
                 match backend::device(b).and_then(|d| backend::smoke_test(&d)) {

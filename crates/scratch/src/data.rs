@@ -149,6 +149,29 @@ pub fn planes_to_channels_last<T: Copy>(chw: &[T], channels: usize, hwc: &mut [T
     }
 }
 
+/// An image file as an input of `shape`, channels-last: a digit made MNIST-like for the
+/// MNIST shape, anything else converted to grey or RGB and resized (bilinear).
+pub fn image_input(path: &std::path::Path, shape: InputShape) -> dataset::Result<Vec<f32>> {
+    let preprocess = if shape == InputShape::MNIST {
+        dataset::image_input::Preprocess::Digits
+    } else {
+        dataset::image_input::Preprocess::Resize
+    };
+    let planes = dataset::image_input::read(
+        path,
+        ImageShape {
+            channels: shape.channels,
+            height: shape.height,
+            width: shape.width,
+        },
+        preprocess,
+        dataset::Interpolation::Bilinear,
+    )?;
+    let mut input = vec![0.0; planes.len()];
+    planes_to_channels_last(&planes, shape.channels, &mut input);
+    Ok(input)
+}
+
 /// A pixel byte as a network input in [0, 1].
 pub fn to_unit(b: u8) -> f32 {
     b as f32 / 255.0

@@ -25,6 +25,15 @@ pub struct Provenance {
     pub classes: Vec<String>,
 }
 
+/// Data set names for a file's classes: the file's own, else "0", "1", ...
+pub fn class_names(prov: &Provenance, classes: usize) -> Vec<String> {
+    if prov.classes.len() == classes {
+        prov.classes.clone()
+    } else {
+        (0..classes).map(|c| c.to_string()).collect()
+    }
+}
+
 /// Writes atomically: a temporary file in the same folder, renamed over the target, so an
 /// interrupted save never destroys the previous file.
 pub fn save(path: &Path, net: &Network, provenance: &Provenance) -> Result<()> {

@@ -4,6 +4,7 @@ pub mod dcgan;
 pub mod face;
 pub mod mnist;
 pub mod saved;
+pub mod serve;
 pub mod visualize;
 
 use std::path::{Path, PathBuf};

@@ -322,6 +322,12 @@ pub fn noise(n: usize, latent: usize, seed: u64, device: &Device) -> Tensor<2> {
 
 /// Images (n, C, H, W) in [-1, 1] as one PNG grid, `cols` per row, 2-pixel gaps.
 pub fn write_grid(path: &Path, images: Tensor<4>, cols: usize) -> Result<()> {
+    write_png(path, &grid_image(images, cols)?)?;
+    Ok(())
+}
+
+/// Images (n, C, H, W) in [-1, 1] as one grid picture, `cols` per row, 2-pixel gaps.
+pub fn grid_image(images: Tensor<4>, cols: usize) -> Result<image::RgbImage> {
     let [n, c, h, w] = images.dims();
     let values: Vec<f32> = images
         .into_data()
@@ -345,10 +351,7 @@ pub fn write_grid(path: &Path, images: Tensor<4>, cols: usize) -> Result<()> {
             }
         }
     }
-    let image = image::RgbImage::from_raw(gw as u32, gh as u32, rgb)
-        .ok_or_else(|| anyhow!("grid buffer size"))?;
-    write_png(path, &image)?;
-    Ok(())
+    image::RgbImage::from_raw(gw as u32, gh as u32, rgb).ok_or_else(|| anyhow!("grid buffer size"))
 }
 
 /// Writes `generator.bpk` + `generator.toml` and `discriminator.bpk` into `dir`, each

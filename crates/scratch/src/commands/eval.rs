@@ -9,7 +9,8 @@ use scratch::experiment::check_fits;
 use scratch::train::{accuracy, confusion_matrix};
 use scratch::weights_file::{self};
 
-use super::{DataArgs, class_names};
+use super::DataArgs;
+use scratch::weights_file::class_names;
 
 #[derive(Args)]
 pub struct EvalArgs {

@@ -151,15 +151,6 @@ impl From<KernelChoice> for Kernels {
     }
 }
 
-/// Data set names for a file's classes: the file's own, else "0", "1", ...
-pub fn class_names(prov: &Provenance, classes: usize) -> Vec<String> {
-    if prov.classes.len() == classes {
-        prov.classes.clone()
-    } else {
-        (0..classes).map(|c| c.to_string()).collect()
-    }
-}
-
 pub fn print_epoch(name: Option<&str>, e: &EpochStats, of: usize) {
     println!(
         "{}epoch {:>3}/{}  loss {:.4}  train acc {:.4}  test acc {:.4}  time {:.2}s",

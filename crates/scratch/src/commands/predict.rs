@@ -1,21 +1,19 @@
 //! Tasks 1 and 4: classify a test image, or any image file.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ndarray::Array2;
 
-use dataset::image_input::{self, Preprocess};
-use dataset::{ImageShape, Interpolation};
-use scratch::data::planes_to_channels_last;
+use scratch::data::image_input;
 use scratch::experiment::check_fits;
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::argmax;
-use scratch::spec::InputShape;
 
-use super::{DataArgs, NetworkArgs, class_names};
+use super::{DataArgs, NetworkArgs};
+use scratch::weights_file::class_names;
 
 #[derive(Args)]
 pub struct PredictArgs {
@@ -79,29 +77,6 @@ pub fn run(args: PredictArgs) -> Result<()> {
         names[test.labels[index] as usize]
     );
     Ok(())
-}
-
-/// An image file as an input of `shape`, channels-last: a digit made MNIST-like for the
-/// MNIST shape, anything else converted to grey or RGB and resized (bilinear).
-pub fn image_input(path: &Path, shape: InputShape) -> Result<Vec<f32>> {
-    let preprocess = if shape == InputShape::MNIST {
-        Preprocess::Digits
-    } else {
-        Preprocess::Resize
-    };
-    let planes = image_input::read(
-        path,
-        ImageShape {
-            channels: shape.channels,
-            height: shape.height,
-            width: shape.width,
-        },
-        preprocess,
-        Interpolation::Bilinear,
-    )?;
-    let mut input = vec![0.0; planes.len()];
-    planes_to_channels_last(&planes, shape.channels, &mut input);
-    Ok(input)
 }
 
 /// One line of standard input (at most 1 KiB of it), prompting on a terminal.
