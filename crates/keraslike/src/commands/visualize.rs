@@ -158,7 +158,15 @@ fn look_at(
         listed.join(", ")
     );
     if let (Some(cam), Some(layer)) = (&cam, &cam_layer) {
-        println!("Grad-CAM of {} at {layer}", card.classes[class]);
+        if cam.iter().all(|&v| v == 0.0) {
+            println!(
+                "Grad-CAM of {} at {layer} is empty: no position of that layer speaks for it \
+                 by Grad-CAM's estimate (see saliency.png)",
+                card.classes[class]
+            );
+        } else {
+            println!("Grad-CAM of {} at {layer}", card.classes[class]);
+        }
         write(
             &args.out.join("gradcam.png"),
             &enlarged(&overlay(&picture, cam), factor),

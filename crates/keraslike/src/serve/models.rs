@@ -153,6 +153,7 @@ fn keras_answer(model: &Sequential, card: &ModelCard, image: &Path) -> Result<Va
     let grad_cam = match (&explained.cam, &explained.cam_layer) {
         (Some(cam), Some(layer)) => json!({
             "layer": layer,
+            "empty": cam.iter().all(|&v| v == 0.0),
             "png": data_url(&enlarged(&overlay(&picture, cam), factor))?,
         }),
         _ => Value::Null,
