@@ -130,8 +130,9 @@ impl Site {
         let Some(generator) = &self.generator else {
             return error(404, "no generator is loaded (start serve with --generator)");
         };
-        let asked = query(q, "n", 16usize).and_then(|n| Ok((n, query(q, "seed", 0u64)?)));
-        match asked {
+        let count_and_seed =
+            |q: &str| -> Result<(usize, u64)> { Ok((query(q, "n", 16)?, query(q, "seed", 0)?)) };
+        match count_and_seed(q) {
             Ok((n, _)) if n == 0 || n > MAX_SAMPLES => {
                 error(400, format!("n={n}: ask for 1 to {MAX_SAMPLES} images"))
             }
@@ -144,14 +145,10 @@ impl Site {
         let Some(generator) = &self.generator else {
             return error(404, "no generator is loaded (start serve with --generator)");
         };
-        let asked = (|| {
-            Ok::<_, anyhow::Error>((
-                query(q, "a", 1u64)?,
-                query(q, "b", 2u64)?,
-                query(q, "t", 0.0f32)?,
-            ))
-        })();
-        match asked {
+        let ends_and_t = |q: &str| -> Result<(u64, u64, f32)> {
+            Ok((query(q, "a", 1)?, query(q, "b", 2)?, query(q, "t", 0.0)?))
+        };
+        match ends_and_t(q) {
             Ok((_, _, t)) if !(0.0..=1.0).contains(&t) => {
                 error(400, format!("t={t}: must lie in [0, 1]"))
             }
