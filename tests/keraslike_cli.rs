@@ -344,6 +344,33 @@ fn face_folders(root: &Path) {
         .unwrap();
 }
 
+/// `face --data DATA --config CONFIG --out OUT` then `flags`.
+fn train_face(data: &Path, config: &Path, out: &Path, flags: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "face",
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    run(&keraslike(), &args, None, &[])
+}
+
+/// A short run: 3 epochs of 5 steps of 16 images, 2 validation steps.
+const SHORT_FACE_RUN: [&str; 8] = [
+    "--epochs",
+    "3",
+    "--steps-per-epoch",
+    "5",
+    "--validation-steps",
+    "2",
+    "--batch-size",
+    "16",
+];
+
 #[test]
 fn face_trains_from_image_folders_and_evaluates_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,24 +379,7 @@ fn face_trains_from_image_folders_and_evaluates_and_predicts() {
     let config = dir.path().join("face.toml");
     std::fs::write(&config, SMALL_FACE_CNN).unwrap();
     let out = dir.path().join("run");
-    let args = [
-        "face",
-        "--data",
-        data.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "5",
-        "--validation-steps",
-        "2",
-        "--batch-size",
-        "16",
-    ];
-    let run_out = run(&keraslike(), &args, None, &[]);
+    let run_out = train_face(&data, &config, &out, &SHORT_FACE_RUN);
     assert!(run_out.status.success(), "{}", text(&run_out.stderr));
     let s = text(&run_out.stdout);
     for expected in [
@@ -433,26 +443,8 @@ fn class_mode_binary_trains_a_single_sigmoid_unit() {
     let softmax = dir.path().join("softmax.toml");
     std::fs::write(&softmax, SMALL_FACE_CNN).unwrap();
     let face = |config: &Path, out: &str, extra: &[&str]| {
-        let out = dir.path().join(out);
-        let mut args = vec![
-            "face",
-            "--data",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "3",
-            "--steps-per-epoch",
-            "5",
-            "--validation-steps",
-            "2",
-            "--batch-size",
-            "16",
-        ];
-        args.extend_from_slice(extra);
-        run(&keraslike(), &args, None, &[])
+        let flags = [&SHORT_FACE_RUN[..], extra].concat();
+        train_face(&data, config, &dir.path().join(out), &flags)
     };
     let trained = face(&binary, "run", &["--class-mode", "binary"]);
     assert!(trained.status.success(), "{}", text(&trained.stderr));
@@ -525,23 +517,11 @@ fn visualize_draws_kernels_feature_maps_and_grad_cam() {
     let config = dir.path().join("face.toml");
     std::fs::write(&config, SMALL_FACE_CNN).unwrap();
     let out = dir.path().join("run");
-    let trained = run(
-        &keraslike(),
-        &[
-            "face",
-            "--data",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "16",
-        ],
-        None,
-        &[],
+    let trained = train_face(
+        &data,
+        &config,
+        &out,
+        &["--epochs", "2", "--batch-size", "16"],
     );
     assert!(trained.status.success(), "{}", text(&trained.stderr));
     let model = out.join("model.bpk");

@@ -60,6 +60,12 @@ pub fn input_picture(values: &[f32], channels: usize, width: usize, height: usiz
     }
 }
 
+/// The whole factor that enlarges a `height` × `width` picture to about `side` pixels
+/// on its longer side (at least 1).
+pub fn enlargement(height: usize, width: usize, side: usize) -> u32 {
+    (side / height.max(width).max(1)).max(1) as u32
+}
+
 /// `image` enlarged `factor` times, nearest neighbour (crisp pixels).
 pub fn enlarged(image: &RgbImage, factor: u32) -> RgbImage {
     let factor = factor.max(1);
@@ -198,5 +204,9 @@ mod tests {
         assert_eq!(g.get_pixel(1 + 4, 1 + 3).0, [200, 0, 0]);
         assert_eq!(columns(64, 8), 8);
         assert_eq!(columns(10, 16), 4);
+        assert_eq!(
+            (enlargement(28, 28, 112), enlargement(300, 20, 112)),
+            (4, 1)
+        );
     }
 }

@@ -284,9 +284,7 @@ impl Sequential {
     /// Whether it ends in one sigmoid unit (Keras's `Dense(1, activation="sigmoid")`).
     pub fn has_binary_head(&self) -> bool {
         match self.layers.as_slice() {
-            [.., Layer::Dense(dense), Layer::Act(Act::Sigmoid(_))] => {
-                dense.weight.val().dims()[1] == 1
-            }
+            [.., Layer::Dense(dense), Layer::Act(Act::Sigmoid(_))] => dense.weight.dims()[1] == 1,
             _ => false,
         }
     }

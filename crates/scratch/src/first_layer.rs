@@ -3,7 +3,7 @@
 //! pieces, blobs, digit-like templates); for a convolution, each filter as a small tile.
 
 use anyhow::{Result, bail};
-use cli::picture::{colour_planes, columns, enlarged, grey_plane, grid};
+use cli::picture::{colour_planes, columns, enlarged, enlargement, grey_plane, grid};
 use image::RgbImage;
 use ndarray::Array2;
 
@@ -59,7 +59,7 @@ pub fn first_layer_picture(net: &Network) -> Result<(FirstLayer, RgbImage)> {
             if height == 1 && width == 1 {
                 bail!("the input is a feature vector, not an image: no tiles to draw");
             }
-            let factor = (56 / height.max(width)).max(1) as u32;
+            let factor = enlargement(height, width, 56);
             let tiles: Vec<RgbImage> = (0..*units)
                 .map(|j| enlarged(&tile(&column(w, j), height, width, channels), factor))
                 .collect();

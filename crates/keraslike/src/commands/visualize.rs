@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use image::RgbImage;
 
-use cli::picture::{enlarged, heat_picture, input_picture, overlay};
+use cli::picture::{enlarged, enlargement, heat_picture, input_picture, overlay};
 use keraslike::backend::{self, Backend};
 use keraslike::saved_model::{self, ModelCard};
 use keraslike::visual::feature_maps::feature_maps;
 use keraslike::visual::grad_cam::{Explanation, explain};
 use keraslike::visual::kernels::first_conv_kernels;
+use keraslike::visual::one_image;
 
 #[derive(Args)]
 pub struct VisualizeArgs {
@@ -106,13 +106,8 @@ fn look_at(
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let [c, h, w] = card.model.input;
-    let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .context("the model has no parameters")?;
-    let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [1, c, h, w]), &device);
-    let factor = (SHOWN / h.max(w)).max(1) as u32;
+    let x = one_image(model, card.model.input, &pixels)?;
+    let factor = enlargement(h, w, SHOWN);
     let picture = input_picture(&pixels, c, w, h);
     write(
         &args.out.join("input.png"),

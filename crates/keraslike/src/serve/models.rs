@@ -11,7 +11,7 @@ use image::RgbImage;
 use ndarray::Array2;
 use serde_json::{Value, json};
 
-use cli::picture::{enlarged, input_picture, overlay};
+use cli::picture::{enlarged, enlargement, input_picture, overlay};
 use scratch::layers::{Mode, softmax_rows};
 use scratch::network::Network;
 
@@ -20,6 +20,7 @@ use crate::model::Sequential;
 use crate::saved_model::{self, ModelCard};
 use crate::visual::feature_maps::feature_maps;
 use crate::visual::grad_cam::explain;
+use crate::visual::one_image;
 
 /// Feature-map layers shown per model (the first ones), and maps per layer.
 const SHOWN_LAYERS: usize = 2;
@@ -128,13 +129,8 @@ const SHOWN: usize = 112;
 fn keras_answer(model: &Sequential, card: &ModelCard, image: &Path) -> Result<Value> {
     let [c, h, w] = card.model.input;
     let pixels = card.image_input(image)?;
-    let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .context("the model has no parameters")?;
-    let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [1, c, h, w]), &device);
-    let factor = (SHOWN / h.max(w)).max(1) as u32;
+    let x = one_image(model, card.model.input, &pixels)?;
+    let factor = enlargement(h, w, SHOWN);
     let picture = input_picture(&pixels, c, w, h);
     let mut maps = Vec::new();
     for layer in feature_maps(model, &card.model, x.clone())?
@@ -187,7 +183,7 @@ fn scratch_answer(net: &mut Network, classes: &[String], image: &Path) -> Result
                 .collect::<Vec<_>>()
         })
         .collect();
-    let factor = (SHOWN / h.max(w).max(1)).max(1) as u32;
+    let factor = enlargement(h, w, SHOWN);
     let picture = enlarged(&input_picture(&planes, c, w, h), factor);
     Ok(json!({
         "class": class,

@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::model::{Flow, Sequential, built_per_layer};
 use crate::model_config::{LayerConfig, ModelConfig};
-use cli::picture::{columns, enlarged, grey_plane, grid};
+use cli::picture::{columns, enlarged, enlargement, grey_plane, grid};
 
 /// One layer's output for one image.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ impl LayerMaps {
     /// The first `max_maps` channels as a grid of grey tiles, each at least ~56 pixels.
     pub fn picture(&self, max_maps: usize) -> RgbImage {
         let [c, h, w] = self.shape;
-        let factor = (56 / h.max(w).max(1)).max(1) as u32;
+        let factor = enlargement(h, w, 56);
         let tiles: Vec<RgbImage> = self
             .values
             .chunks_exact(h * w)
