@@ -37,6 +37,15 @@ def read_image(path, input_shape, rescale):
 
 def torch_forward(arch, path, x):
     import torch
+
+    model = torch_model(arch, path)
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def torch_model(arch, path):
+    """The `nn.Sequential` the file's `architecture` lists, its weights loaded strictly,
+    in eval mode."""
     import torch.nn.functional as F
     from safetensors.torch import load_file as load_torch
     from torch import nn
@@ -68,9 +77,7 @@ def torch_forward(arch, path, x):
             modules.append(getattr(nn, kind)())
     model = nn.Sequential(*modules)
     model.load_state_dict(load_torch(path), strict=True)
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).numpy()
+    return model.eval()
 
 
 def numpy_forward(arch, tensors, x):
