@@ -1,6 +1,7 @@
 //! keraslike's own kernels plugged into burn's flex backend as a backend extension, with
 //! handwritten backward passes: Conv2D and ConvTranspose2D ([`super::conv`]),
-//! MaxPooling2D ([`super::pool`]), LeakyReLU and the Adam and Adadelta updates
+//! MaxPooling2D ([`super::pool`]), BatchNorm in training ([`super::batch_norm`]),
+//! LeakyReLU, dropout ([`super::dropout`]) and the Adam and Adadelta updates
 //! ([`super::update`]).
 //!
 //! burn's `#[backend_extension]` generates the runtime dispatch from a `Tensor` to the
@@ -19,13 +20,15 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Bytes, DType, Device, Shape, Tensor};
 use burn_flex::{FlexTensor, Layout};
 
+use super::batch_norm::{self as bn_kernels, Dims, Statistics};
 use super::conv::{self as conv_kernels, Geometry, padding};
+use super::dropout::Mask;
 use super::pool::{self as pool_kernels, PoolGeometry};
 use super::update::{FusedUpdate, update_in_place};
 
@@ -55,6 +58,17 @@ pub trait FlexKernels: Backend {
     /// LeakyReLU: `x` where x ≥ 0, `slope·x` below, in one pass (burn's takes a
     /// comparison, a scaled copy and a select forward, and twice that backward).
     fn leaky_relu(x: FloatTensor<Self>, slope: f32) -> FloatTensor<Self>;
+
+    /// BatchNorm with the batch's statistics: returns (y, mean, biased variance).
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `x ⊙ mask / keep` in one pass; the backward pass recomputes the mask.
+    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self>;
 
     /// One optimiser update of a parameter with two accumulators, in one pass and in
     /// place where the tensors are not shared: returns the new (parameter, a, b).
@@ -104,6 +118,17 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
         Layout::contiguous(Shape::new(shape)),
         DType::F32,
     )
+}
+
+/// [batch, channels, the rest] of an NC… tensor.
+fn norm_dims(x: &FlexTensor) -> Dims {
+    let shape = x.layout().shape();
+    let dims: Vec<usize> = (0..shape.num_dims()).map(|i| shape[i]).collect();
+    Dims {
+        batch: dims[0],
+        channels: dims[1],
+        plane: dims[2..].iter().product(),
+    }
 }
 
 /// `values` shaped like `like`.
@@ -156,6 +181,29 @@ impl FlexKernels for Flex {
             .map(|&v| if v < 0.0 { v * slope } else { v })
             .collect();
         same_shape(y, &x)
+    }
+
+    fn batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let dims = norm_dims(&x);
+        let (y, stats) =
+            bn_kernels::forward(dims, values(&x), values(&gamma), values(&beta), epsilon);
+        let channels = [dims.channels];
+        (
+            same_shape(y, &x),
+            flex_tensor(stats.mean, channels),
+            flex_tensor(stats.variance, channels),
+        )
+    }
+
+    fn dropout(x: FlexTensor, mask: Mask) -> FlexTensor {
+        let x = contiguous(x);
+        same_shape(mask.apply(values(&x)), &x)
     }
 
     fn fused_update(
@@ -296,6 +344,55 @@ impl Backward<Flex, 1> for LeakyReluBackward {
     }
 }
 
+/// The backward step of [`FlexKernels::batch_norm_train`]: its state is x, γ, the batch
+/// statistics and ε; the parents are x, γ, β.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (FlexTensor, FlexTensor, Arc<Statistics>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, stats, epsilon) = ops.state;
+        let dims = norm_dims(&x);
+        let (dx, d_gamma, d_beta) = bn_kernels::backward(
+            dims,
+            values(&x),
+            values(&gamma),
+            &stats,
+            epsilon,
+            values(&dy),
+        );
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, same_shape(dx, &x));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, flex_tensor(d_gamma, [dims.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, flex_tensor(d_beta, [dims.channels]));
+        }
+    }
+}
+
+/// The backward step of [`FlexKernels::dropout`]: the same mask applied to the gradient.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    type State = Mask;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, Flex::dropout(dy, ops.state));
+        }
+    }
+}
+
 /// The autodiff side shared by the two convolutions: runs `forward` on flex and, when an
 /// input is tracked, records (x, weight, geometry) for `step`.
 fn tracked_conv<C, S>(
@@ -374,6 +471,47 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
                 prep.finish((x, slope), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::leaky_relu(x, slope)),
+        }
+    }
+
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let prepared = BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma) = (
+            contiguous(x.into_primitive()),
+            contiguous(gamma.into_primitive()),
+        );
+        let (y, mean, variance) =
+            Flex::batch_norm_train(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
+        let y = match prepared {
+            OpsKind::Tracked(prep) => {
+                let stats = Statistics {
+                    mean: values(&mean).to_vec(),
+                    variance: values(&variance).to_vec(),
+                };
+                prep.finish((x, gamma, Arc::new(stats), epsilon), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (y, Self::from_inner(mean), Self::from_inner(variance))
+    }
+
+    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self> {
+        let prepared = DropoutBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let x = x.into_primitive();
+        match prepared {
+            OpsKind::Tracked(prep) => prep.finish(mask, Flex::dropout(x, mask)),
+            OpsKind::UnTracked(prep) => prep.finish(Flex::dropout(x, mask)),
         }
     }
 
@@ -538,6 +676,52 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f32) -> Tensor<D> {
     Tensor::from_dispatch(Dispatch::leaky_relu(x.into_dispatch(), slope))
 }
 
+/// `bn.forward(x)`: in training (an autodiff device, the layer not frozen) on an f32
+/// tensor on flex through keraslike's kernel, with the running statistics updated as
+/// burn's BatchNorm updates them (by the biased batch variance); burn's otherwise.
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !on_flex(&x) || !device.is_autodiff() || !bn.training.is_enabled() || D < 2 {
+        return bn.forward(x);
+    }
+    let (y, mean, variance) = Dispatch::batch_norm_train(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+    );
+    let (mean, variance) = (
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(variance),
+    );
+    let m = bn.momentum;
+    let running = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let updated = state
+            .value_sync()
+            .to_device(&device)
+            .mul_scalar(1.0 - m)
+            .add(batch.detach().mul_scalar(m));
+        state.update(updated.detach());
+    };
+    running(&bn.running_mean, mean);
+    running(&bn.running_var, variance);
+    Tensor::from_dispatch(y)
+}
+
+/// `x ⊙ mask / keep`: keraslike's one-pass kernel for f32 tensors on flex; elsewhere the
+/// same mask as a tensor times `x`, so every backend drops the same values.
+pub fn dropout<const D: usize>(x: Tensor<D>, mask: Mask) -> Tensor<D> {
+    if on_flex(&x) {
+        return Tensor::from_dispatch(Dispatch::dropout(x.into_dispatch(), mask));
+    }
+    let ones = vec![1.0f32; x.shape().num_elements()];
+    let factors = Tensor::<D>::from_data(
+        burn::tensor::TensorData::new(mask.apply(&ones), x.shape()),
+        &x.device(),
+    );
+    x * factors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,6 +819,127 @@ mod tests {
             .try_to_vec::<f32>()
             .expect("f32");
         assert_eq!(y, vec![-0.5, 0.0, 2.0]);
+    }
+
+    /// Values, the gradients of x, γ and β, and the running statistics against burn's
+    /// BatchNorm, on images and on a Dense layer's output; frozen or without autodiff it
+    /// is burn's own.
+    #[test]
+    fn batch_norm_matches_burns_values_gradients_and_running_statistics() {
+        use burn::module::Module;
+        use burn::nn::BatchNormConfig;
+        let device = Device::flex().autodiff();
+        device.seed(9);
+        let check = |shape: Vec<usize>| {
+            let channels = shape[1];
+            let config = BatchNormConfig::new(channels).with_momentum(0.3);
+            // Non-trivial γ and β, the same in both; separate running statistics.
+            let mut ours_bn = config.init(&device);
+            let gamma = Tensor::<1>::random([channels], Distribution::Uniform(0.5, 2.0), &device);
+            let beta = Tensor::<1>::random([channels], Distribution::Uniform(-1.0, 1.0), &device);
+            ours_bn.gamma = burn::module::Param::from_tensor(gamma);
+            ours_bn.beta = burn::module::Param::from_tensor(beta);
+            let burns_bn = config
+                .init(&device)
+                .load_record(ours_bn.clone().into_record());
+            let x = Tensor::<4>::random(
+                [shape[0], shape[1], shape[2], shape[3]],
+                Distribution::Normal(1.5, 3.0),
+                &device,
+            )
+            .require_grad();
+            let ours = batch_norm(&ours_bn, x.clone());
+            let burns = burns_bn.forward(x.clone());
+            assert!(
+                max_difference(ours.clone(), burns.clone()) < 1e-5,
+                "{shape:?}"
+            );
+            let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+            let g_ours = (ours * r.clone()).sum().backward();
+            let g_burn = (burns * r).sum().backward();
+            let dx = (
+                x.grad(&g_ours).expect("ours"),
+                x.grad(&g_burn).expect("burn's"),
+            );
+            assert!(max_difference(dx.0, dx.1) < 1e-4, "dx {shape:?}");
+            for (a, b) in [
+                (ours_bn.gamma.val(), burns_bn.gamma.val()),
+                (ours_bn.beta.val(), burns_bn.beta.val()),
+            ] {
+                let (a, b) = (
+                    a.grad(&g_ours).expect("ours"),
+                    b.grad(&g_burn).expect("burn's"),
+                );
+                let d = (a - b).abs().max().into_scalar::<f32>();
+                assert!(d < 1e-4, "dγ/dβ {shape:?}: {d}");
+            }
+            for (a, b) in [
+                (ours_bn.running_mean.value(), burns_bn.running_mean.value()),
+                (ours_bn.running_var.value(), burns_bn.running_var.value()),
+            ] {
+                let d = (a - b).abs().max().into_scalar::<f32>();
+                assert!(d < 1e-5, "running statistics {shape:?}: {d}");
+            }
+        };
+        check(vec![4, 3, 5, 6]);
+        check(vec![6, 5, 1, 1]);
+        // The Dense case as burn sees it, rank 2: the same as rank 4 with 1×1 planes.
+        let bn = BatchNormConfig::new(3).init(&device);
+        let x = Tensor::<2>::random([5, 3], Distribution::Default, &device);
+        let flat = batch_norm(&bn, x.clone());
+        let planes = batch_norm(&bn, x.reshape([5, 3, 1, 1])).reshape([5, 3]);
+        let d = (flat - planes).abs().max().into_scalar::<f32>();
+        assert!(d < 1e-6);
+        // Inference: burn's, from the running statistics.
+        let plain = Tensor::<4>::random([2, 3, 2, 2], Distribution::Default, &Device::flex());
+        let valid = bn.valid();
+        assert_eq!(
+            max_difference(batch_norm(&valid, plain.clone()), valid.forward(plain)),
+            0.0
+        );
+    }
+
+    /// The kernel against burn's ops with the same mask as a tensor: the same values and
+    /// the same gradient (the mask over keep), on flex and through the fallback.
+    #[test]
+    fn dropout_matches_burns_product_with_its_mask_and_its_gradient() {
+        let device = Device::flex().autodiff();
+        device.seed(8);
+        let x = Tensor::<4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let mask = Mask::new(5, 2, 0.7);
+        let keeps: Vec<f32> = (0..x.shape().num_elements())
+            .map(|i| if mask.keeps(i) { 1.0 } else { 0.0 })
+            .collect();
+        let keeps =
+            Tensor::<4>::from_data(burn::tensor::TensorData::new(keeps, x.shape()), &device);
+        let ours = dropout(x.clone(), mask);
+        let burns = x.clone() * keeps.clone() * (1.0 / 0.7);
+        assert!(max_difference(ours.clone(), burns.clone()) < 1e-6);
+        let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &device);
+        let g_ours = x.grad(&(ours * r.clone()).sum().backward()).expect("ours");
+        let g_burn = x
+            .grad(&(burns * r.clone()).sum().backward())
+            .expect("burn's");
+        assert!(max_difference(g_ours.clone(), g_burn) < 1e-6);
+        // The gradient of Σ dropout(x)·r is r·mask/keep (dropout is linear in x).
+        let expected = r.inner() * keeps.inner() * (1.0 / 0.7);
+        assert!(max_difference(g_ours, expected) < 1e-6);
+        // ndarray takes the fallback and drops the same values.
+        #[allow(deprecated)]
+        let nd = Device::ndarray();
+        let x_nd = Tensor::<4>::from_data(x.clone().into_data(), &nd);
+        let (a, b) = (
+            dropout(x.clone().inner(), mask)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+            dropout(x_nd, mask)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+        );
+        assert_eq!(a, b);
     }
 
     #[test]
