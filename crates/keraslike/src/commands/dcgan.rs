@@ -79,6 +79,10 @@ pub struct DcganArgs {
     /// Dropout after each of the discriminator's LeakyReLUs (0 = none).
     #[arg(long)]
     dropout: Option<f64>,
+    /// BatchNorm and dropout on keraslike's own kernels: a shorter epoch, but a seeded run
+    /// draws other dropout masks than with burn's ops (see configs/dcgan.toml).
+    #[arg(long)]
+    fused_kernels: bool,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
@@ -154,6 +158,7 @@ pub fn run(args: DcganArgs) -> Result<()> {
     cfg.real_target = args.real_target.unwrap_or(cfg.real_target);
     cfg.refine = args.refine.unwrap_or(cfg.refine);
     cfg.dropout = args.dropout.unwrap_or(cfg.dropout);
+    cfg.fused_kernels |= args.fused_kernels;
     if !(0.0..1.0).contains(&cfg.dropout) {
         bail!(
             "dropout = {} must lie in [0, 1): the fraction of D's features dropped",
@@ -314,12 +319,12 @@ fn resume(out: &Path, cfg: &GanConfig, image: [usize; 3], device: &Device) -> Re
         &out.join("discriminator.bpk"),
         image,
         cfg.pack,
-        cfg.dropout,
+        cfg.dropout_layer(card.epochs),
         device,
     )?;
     Ok(Networks {
-        generator,
-        discriminator,
+        generator: generator.with_training_ops(cfg.training_ops()),
+        discriminator: discriminator.with_training_ops(cfg.training_ops()),
         history: History::load_or_empty(&out.join("losses.csv"))?,
         epochs_done: card.epochs,
     })
