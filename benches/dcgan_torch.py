@@ -83,11 +83,15 @@ def main():
     parser.add_argument("--log-every", type=int, default=0)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--train-limit", type=int, default=0,
+                        help="use only the first N training images (as keraslike's --train-limit)")
     args = parser.parse_args()
     path, epochs, out = args.path, args.epochs, args.out
     stem, dot, ext = out.rpartition(".")
     with gzip.open(f"{path}/train-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    if args.train_limit:
+        x = x[: args.train_limit]
     x = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
     if args.threads:
         torch.set_num_threads(args.threads)
