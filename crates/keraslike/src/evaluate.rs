@@ -380,7 +380,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let device = Device::default();
+        let device = Device::flex();
         let model = Sequential::new(&config, &device).unwrap();
         let shape = ImageShape {
             channels: 1,

@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn names_layouts_and_architecture_are_pytorchs() {
         let config = ModelConfig::parse(CONFIG, "t.toml").unwrap();
-        let model = Sequential::new(&config, &Device::default()).unwrap();
+        let model = Sequential::new(&config, &Device::flex()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.safetensors");
         let card = ModelCard {

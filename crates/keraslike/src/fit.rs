@@ -394,7 +394,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let device = Device::default();
+        let device = Device::flex();
         let model = Sequential::new(&config, &device).unwrap();
         let images = Tensor::<4>::from_data(
             TensorData::new(
@@ -446,7 +446,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let device = Device::default();
+        let device = Device::flex();
         let model = Sequential::new(&config, &device).unwrap();
         assert!(model.has_binary_head());
         let images = Tensor::<4>::from_data(
