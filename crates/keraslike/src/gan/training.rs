@@ -284,12 +284,31 @@ pub fn train(run: &Run, start: Networks, device: &Device) -> Result<History<GanE
 mod tests {
     use super::*;
 
+    fn flex_autodiff() -> Device {
+        crate::backend::device(crate::backend::Backend::Flex)
+            .unwrap()
+            .autodiff()
+    }
+
+    /// A run of 8×8 grey images with `cfg` into `out`.
+    fn tiny_run<'a>(cfg: &'a GanConfig, pixels: &'a [f32], out: &'a Path) -> Run<'a> {
+        Run {
+            cfg,
+            pixels,
+            image: [1, 8, 8],
+            dataset: &TEST_DATASET,
+            out,
+            log_every: 100,
+        }
+    }
+
+    static TEST_DATASET: std::sync::LazyLock<DatasetChoice> =
+        std::sync::LazyLock::new(|| DatasetChoice::Folder("test".into()));
+
     #[test]
     fn a_short_run_trains_writes_its_files_and_continues() {
         let dir = tempfile::tempdir().unwrap();
-        let device = crate::backend::device(crate::backend::Backend::Flex)
-            .unwrap()
-            .autodiff();
+        let device = flex_autodiff();
         device.seed(3);
         let cfg = GanConfig {
             latent: 4,
@@ -302,14 +321,7 @@ mod tests {
         };
         let image = [1, 8, 8];
         let pixels: Vec<f32> = (0..16 * 64).map(|i| ((i % 7) as f32 / 3.0) - 1.0).collect();
-        let run = Run {
-            cfg: &cfg,
-            pixels: &pixels,
-            image,
-            dataset: &DatasetChoice::Folder("test".into()),
-            out: dir.path(),
-            log_every: 100,
-        };
+        let run = tiny_run(&cfg, &pixels, dir.path());
         let history = train(&run, Networks::new(&cfg, image, &device), &device).unwrap();
         assert_eq!(history.epochs.len(), 1);
         assert!(history.epochs[0].d_loss.is_finite() && history.epochs[0].g_loss.is_finite());
@@ -356,9 +368,7 @@ mod tests {
     /// ops then train the same networks to the same losses, up to rounding.
     #[test]
     fn fused_kernels_train_as_burns_ops_do() {
-        let device = crate::backend::device(crate::backend::Backend::Flex)
-            .unwrap()
-            .autodiff();
+        let device = flex_autodiff();
         let cfg = GanConfig {
             latent: 4,
             batch_size: 8,
@@ -380,14 +390,7 @@ mod tests {
             let pixels: Vec<f32> = (0..32 * 64)
                 .map(|i| ((i % 11) as f32 / 5.0) - 1.0)
                 .collect();
-            let run = Run {
-                cfg: &cfg,
-                pixels: &pixels,
-                image,
-                dataset: &DatasetChoice::Folder("test".into()),
-                out: dir.path(),
-                log_every: 100,
-            };
+            let run = tiny_run(&cfg, &pixels, dir.path());
             let networks = Networks {
                 generator: start
                     .generator

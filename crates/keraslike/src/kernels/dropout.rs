@@ -16,21 +16,18 @@ use burn::tensor::Tensor;
 /// zeroes a fresh random share `rate` of the values and scales the others by
 /// 1 / (1 − rate); otherwise the identity.
 #[derive(Debug, Clone)]
-pub struct Dropout {
-    rate: f64,
-    masks: Masks,
-}
-
-/// Where a [`Dropout`]'s masks come from.
-#[derive(Debug, Clone)]
-enum Masks {
+pub enum Dropout {
     /// burn's `Dropout`: a Bernoulli tensor drawn from the backend's seeded generator,
     /// so a seeded run draws what burn's layer draws.
-    Burn,
+    Burn(burn::nn::Dropout),
     /// [`Mask`]s from (seed, call), made inside the kernel. Clones share the count of
     /// calls, so a clone (the GAN's judge) draws the masks that come next, never the
     /// same ones again.
-    Counter { seed: u64, calls: Arc<AtomicU64> },
+    Counter {
+        rate: f64,
+        seed: u64,
+        calls: Arc<AtomicU64>,
+    },
 }
 
 impl Dropout {
@@ -38,28 +35,22 @@ impl Dropout {
     pub fn new(rate: f64, seed: u64) -> Self {
         assert!((0.0..1.0).contains(&rate), "dropout rate {rate}");
         let calls = Arc::new(AtomicU64::new(0));
-        Self {
-            rate,
-            masks: Masks::Counter { seed, calls },
-        }
+        Self::Counter { rate, seed, calls }
     }
 
     /// burn's `Dropout` layer, masks and all; `rate` in [0, 1).
     pub fn burn(rate: f64) -> Self {
         assert!((0.0..1.0).contains(&rate), "dropout rate {rate}");
-        Self {
-            rate,
-            masks: Masks::Burn,
-        }
+        Self::Burn(burn::nn::DropoutConfig::new(rate).init())
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match &self.masks {
-            Masks::Burn => burn::nn::DropoutConfig::new(self.rate).init().forward(x),
-            _ if self.rate == 0.0 || !x.device().is_autodiff() => x,
-            Masks::Counter { seed, calls } => {
+        match self {
+            Self::Burn(layer) => layer.forward(x),
+            Self::Counter { rate, .. } if *rate == 0.0 || !x.device().is_autodiff() => x,
+            Self::Counter { rate, seed, calls } => {
                 let call = calls.fetch_add(1, Ordering::Relaxed);
-                super::flex::dropout(x, Mask::new(*seed, call, 1.0 - self.rate))
+                super::flex::dropout(x, Mask::new(*seed, call, 1.0 - rate))
             }
         }
     }
